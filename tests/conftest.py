@@ -1,0 +1,29 @@
+"""Shared fixtures: the embedded student, the shipped LGPS frames, a scratch directory."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "nvnmd" / "data"
+
+
+@pytest.fixture(scope="session")
+def student_path() -> Path:
+    return DATA / "lgps_student.pb"
+
+
+@pytest.fixture(scope="session")
+def student(student_path):
+    from nvnmd.student import load_student
+
+    return load_student(student_path)
+
+
+@pytest.fixture(scope="session")
+def frames_dir() -> Path:
+    return DATA / "frames"

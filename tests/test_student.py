@@ -1,0 +1,87 @@
+"""Student loading: our loader agrees with deepmd-kit's DeepPot; unsupported kinds are refused."""
+
+import copy
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nvnmd.errors import CorruptFileError, UnsupportedModelError
+from nvnmd.student import Student, load_student, student_from_deepmd, serialize_model_file
+
+
+def test_loader_agrees_with_deeppot(student, student_path):
+    from deepmd.infer import DeepPot
+
+    dp = DeepPot(str(student_path))
+    assert student.type_map == dp.get_type_map() == ["Li", "Ge", "P", "S"]
+    assert student.rcut == pytest.approx(dp.get_rcut()) == 6.0
+    assert student.sel == [32, 8, 8, 40]
+    assert student.nnei <= 128
+    assert student.neuron == [8, 16, 32] and student.axis_neuron == 4 and student.type_one_side
+    assert student.fitting_neuron == [128, 128, 128]
+
+
+def test_serialize_roundtrip(student):
+    again = Student.deserialize(student.serialize())
+    assert again.type_map == student.type_map and again.sel == student.sel
+    np.testing.assert_array_equal(again.davg, student.davg)
+    x = np.linspace(-1, 8, 7)[:, None]
+    np.testing.assert_array_equal(again.embedding[1][2].forward(x), student.embedding[1][2].forward(x))
+
+
+@pytest.fixture(scope="module")
+def serialized(student_path):
+    from pathlib import Path
+
+    return serialize_model_file(Path(student_path))
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda m: m["descriptor"].update(type="se_atten"), "descriptor 'se_atten' is not supported"),
+        (lambda m: m["descriptor"].update(type="dpa2"), "descriptor 'dpa2' is not supported"),
+        (lambda m: m["descriptor"].update(type="hybrid"), "descriptor 'hybrid' is not supported"),
+        (lambda m: m.update(type="zbl"), "model type 'zbl' is not supported"),
+        (lambda m: m["fitting"].update(type="dipole"), "fitting 'dipole' is not supported"),
+        (lambda m: m["fitting"].update(numb_fparam=2), "fparam"),
+    ],
+)
+def test_unsupported_kinds_refused(serialized, edit, needle):
+    data = copy.deepcopy(serialized)
+    edit(data["model"])
+    with pytest.raises(UnsupportedModelError) as err:
+        student_from_deepmd(data, source="m.pb")
+    assert needle in str(err.value) and "supported: deepmd-kit se_e2_a" in str(err.value)
+
+
+def test_corrupt_and_foreign_files(tmp_path, student_path):
+    trunc = tmp_path / "trunc.pb"
+    trunc.write_bytes(student_path.read_bytes()[:5000])
+    with pytest.raises(CorruptFileError, match="deepmd-kit cannot read"):
+        load_student(trunc)
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptFileError, match="empty"):
+        load_student(empty)
+    fake_dp = tmp_path / "x.dp"
+    fake_dp.write_text("hello")
+    with pytest.raises(CorruptFileError, match="HDF5"):
+        load_student(fake_dp)
+    with pytest.raises(UnsupportedModelError, match="unsupported model file type"):
+        load_student(tmp_path)
+
+
+def test_cli_inspect_and_one_line_errors(tmp_path, student_path):
+    ok = subprocess.run([sys.executable, "-m", "nvnmd.cli", "inspect", str(student_path)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "sel          [32, 8, 8, 40]" in ok.stdout
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(b"\x00garbage" * 10)
+    res = subprocess.run([sys.executable, "-m", "nvnmd.cli", "inspect", str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("nvnmd: error:")
+    assert "Traceback" not in res.stderr
+    missing = subprocess.run([sys.executable, "-m", "nvnmd.cli", "inspect", str(tmp_path / "nope.pb")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
