@@ -1,0 +1,1 @@
+"""nvnmd.analysis: MSD, diffusion coefficients, Nernst-Einstein conductivity, Arrhenius fits."""

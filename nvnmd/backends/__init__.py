@@ -1,0 +1,1 @@
+"""nvnmd.backends: implementations of nvnmd.backend.Backend (sim, board, deepmd, ...)."""

@@ -1,0 +1,1 @@
+"""nvnmd.md: the host-side MD engine (neighbour lists with skin, integrators, thermostats, reporters)."""
