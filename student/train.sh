@@ -13,6 +13,6 @@ cp "$here/input.json" "$work/run/input.json"
 cd "$work/run"
 dp --tf train input.json
 dp --tf freeze -o lgps_student.pb
-dp --tf test -m lgps_student.pb -s ../data/valid -d valid > test_valid.log 2>&1
+"$py" "$here/evaluate.py" lgps_student.pb ../data/valid --json validation.json
 "$py" "$here/plot_lcurve.py" lcurve.out lcurve.png
 echo "model: $work/run/lgps_student.pb"
