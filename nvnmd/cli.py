@@ -18,6 +18,8 @@ from nvnmd.errors import NvnmdError
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
     "nvnmd.commands",
+    "nvnmd.quantize.cli",
+    "nvnmd.bench",
 ]
 
 

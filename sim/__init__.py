@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from nvnmd.errors import UnsupportedModelError
 
-PROFILES: dict[str, str] = {}  # profile name -> "module:function" returning a Simulator
+PROFILES: dict[str, str] = {  # profile name -> "module:function" returning a Simulator
+    "nvq1": "nvnmd.sim.nvq1:load",
+}
 
 
 def load(image):

@@ -1,0 +1,60 @@
+"""The `sim` backend: nvnmd.backend.Backend on top of the in-process bit-accurate simulator.
+
+Encodes positions into the board's formats, builds a neighbour list at rcut when the caller
+passes none, runs the simulator for the image's profile and decodes the integer result.
+Neighbour overflow is an error (one line), never a silent truncation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nvnmd.backend import Result
+from nvnmd.compute import encode_request
+from nvnmd.errors import NeighborOverflowError
+from nvnmd.image import Image
+from nvnmd.neighbors import build_neighbor_list
+
+
+class SimBackend:
+    name = "sim"
+
+    def __init__(self, image_or_path, kernel: str = "fast"):
+        import nvnmd.sim
+
+        image = image_or_path if isinstance(image_or_path, Image) else Image.read(Path(os.fspath(image_or_path)))
+        self.image = image
+        if kernel == "fast":
+            self.sim = nvnmd.sim.load(image)
+        else:
+            from nvnmd.sim.nvq1 import load
+
+            self.sim = load(image, kernel=kernel)
+        self.type_map = list(self.sim.type_map)
+        self.rcut = float(self.sim.rcut)
+
+    def request(self, positions, types, cell, pbc=True, neighbors=None):
+        if neighbors is None:
+            neighbors = build_neighbor_list(positions, cell, self.rcut, pbc=pbc)
+        return encode_request(positions, types, cell, neighbors.nlist, neighbors.shifts, pbc=pbc)
+
+    def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
+        res = self.sim.compute(self.request(positions, types, cell, pbc=pbc, neighbors=neighbors))
+        if res.overflow_atoms:
+            raise NeighborOverflowError(
+                f"{res.overflow_atoms} atoms have more neighbours of one type within {self.rcut:g} Å than "
+                f"sel {list(self.sim.sel)} allows")
+        energy, forces, virial, atom_energy = res.to_float()
+        return Result(energy=energy, forces=forces, virial=virial, atom_energy=atom_energy,
+                      info={"saturations": res.saturations, "overflow_atoms": res.overflow_atoms,
+                            "counters": res.counters, "raw": res})
+
+
+def frame_request(coord, types, cell, rcut, model=None):
+    """Kernel arguments (coords, types, cell, nlist, shifts) for one float frame, list at rcut."""
+    nl = build_neighbor_list(coord, cell, rcut)
+    req = encode_request(coord, types, cell, nl.nlist, nl.shifts)
+    return req.coords, req.types, req.cell, req.nlist, req.shifts

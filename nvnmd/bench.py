@@ -1,0 +1,143 @@
+"""`nvnmd bench NAME`: speed benchmarks, one registry so other parts add their own.
+
+BENCHES maps a benchmark name to "module:function"; the function takes the parsed arguments
+and returns a dict with "rows" (list of dicts with at least "what" and "us_per_atom_step")
+and optional "notes". `sim` compares the fast nvq1 simulator with deepmd-kit's DeepPot on the
+same student, compressed with `dp --tf compress` at bench time, on the same frames in the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nvnmd.errors import NvnmdError
+
+BENCHES: dict[str, str] = {
+    "sim": "nvnmd.bench:bench_sim",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed benchmarks (µs/atom/step)")
+    p.add_argument("name", help="benchmark: " + ", ".join(sorted(BENCHES)))
+    p.add_argument("--student", help="float student (default: the embedded LGPS student)")
+    p.add_argument("--image", help="nvq1 image of that student (default: quantized at bench time)")
+    p.add_argument("--frames", help="frames to run (default: the shipped 400-atom LGPS frames)")
+    p.add_argument("--repeat", type=int, default=5, help="evaluations per frame (default 5)")
+    p.add_argument("--threads", type=int, default=1, help="threads for TensorFlow and BLAS (default 1)")
+    p.add_argument("--json", help="write the results as JSON here")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    target = BENCHES.get(args.name)
+    if target is None:
+        raise NvnmdError(f"unknown benchmark '{args.name}' (known: {', '.join(sorted(BENCHES))})")
+    module, func = target.split(":")
+    out = getattr(importlib.import_module(module), func)(args)
+    print(f"{'what':<52}{'µs/atom/step':>14}{'speed-up':>10}")
+    base = next((r["us_per_atom_step"] for r in out["rows"] if r.get("baseline")), None)
+    for r in out["rows"]:
+        up = f"{base / r['us_per_atom_step']:.2f}x" if base else ""
+        print(f"{r['what']:<52}{r['us_per_atom_step']:>14.2f}{up:>10}")
+    for note in out.get("notes", []):
+        print(note)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _time(fn, frames, repeat):
+    fn(frames[0])  # warm-up: first-call allocations and lazy initialisation
+    best = []
+    for fr in frames:
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn(fr)
+            ts.append(time.perf_counter() - t0)
+        best.append(np.median(ts) / fr.natoms)
+    return float(np.mean(best)) * 1e6
+
+
+def compress(student: Path, workdir: Path) -> Path:
+    """`dp --tf compress` of the student into workdir; returns the compressed .pb."""
+    dp = shutil.which("dp") or str(Path(sys.executable).parent / "dp")
+    out = workdir / "compressed.pb"
+    proc = subprocess.run([dp, "--tf", "compress", "-i", str(student), "-o", str(out)], cwd=workdir,
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise NvnmdError(f"dp --tf compress failed: {tail[0][:200]}")
+    return out
+
+
+def bench_sim(args) -> dict:
+    # One thread each, so the comparison is per core: TensorFlow would otherwise use every core
+    # for DeepPot while the simulator's kernel is single-threaded. Must precede the TF import.
+    threads = str(getattr(args, "threads", None) or 1)
+    for var in ("DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREADS", "OMP_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ[var] = threads
+    from deepmd.infer import DeepPot
+
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.quantize.data import default_frames_path, load_frames
+    from nvnmd.quiet import quiet_native
+    from nvnmd.student import default_student_path, load_student
+
+    student_path = Path(args.student) if args.student else default_student_path()
+    student = load_student(student_path)
+    frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
+    if args.image:
+        backend = SimBackend(args.image)
+    else:
+        from nvnmd.quantize.build import quantize
+
+        model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
+        backend = SimBackend(model.to_image())
+    sim = backend.sim
+    reqs = {id(fr): backend.request(fr.coord, fr.types, fr.cell) for fr in frames}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
+        with quiet_native():
+            comp = compress(student_path, Path(tmp))
+            dp_c = DeepPot(str(comp))
+            dp_u = DeepPot(str(student_path))
+
+        def dp_eval(dp):
+            return lambda fr: dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)
+
+        rows.append({"what": "deepmd-kit DeepPot, compressed (TF CPU)", "baseline": True,
+                     "us_per_atom_step": _time(dp_eval(dp_c), frames, args.repeat)})
+        rows.append({"what": "deepmd-kit DeepPot, uncompressed (TF CPU)",
+                     "us_per_atom_step": _time(dp_eval(dp_u), frames, args.repeat)})
+    rows.append({"what": "nvq1 fast simulator, kernel (list given)",
+                 "us_per_atom_step": _time(lambda fr: sim.compute(reqs[id(fr)]), frames, args.repeat)})
+    from nvnmd.sim.nvq1_fast import FastKernel
+
+    if getattr(sim, "profile", "") == "nvq1":
+        numpy_only = FastKernel(sim.model, use_c=False)
+        rows.append({"what": "nvq1 fast simulator, numpy only (no C loops)",
+                     "us_per_atom_step": _time(lambda fr: numpy_only.compute(
+                         *(getattr(reqs[id(fr)], k) for k in ("coords", "types", "cell", "nlist", "shifts"))),
+                         frames, args.repeat)})
+    rows.append({"what": "nvq1 sim backend (nlist + encode + kernel + decode)",
+                 "us_per_atom_step": _time(lambda fr: backend.compute(fr.coord, fr.types, fr.cell), frames,
+                                           args.repeat)})
+    notes = [f"{len(frames)} frames of {frames[0].natoms} atoms, median of {args.repeat} runs per frame, "
+             f"{threads} thread(s) for TensorFlow and BLAS, {os.cpu_count()} CPUs",
+             "the sim backend row includes building the neighbour list (nvnmd.neighbors, ASE) every step"]
+    return {"bench": "sim", "frames": len(frames), "natoms": frames[0].natoms, "rows": rows, "notes": notes}

@@ -1,0 +1,81 @@
+"""Labelled frames for calibration, `nvnmd test` and benchmarks, read through dpdata.
+
+`load_frames(path, type_map)` accepts a deepmd/npy system directory, a directory of such
+systems (searched recursively, like the shipped nvnmd/data/frames), or any single file
+dpdata recognises by its extension; elements are mapped onto the model's type map by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nvnmd.errors import CorruptFileError, StructureError
+
+
+@dataclass
+class Frame:
+    system: str
+    coord: np.ndarray  # [N, 3] Å
+    cell: np.ndarray  # [3, 3]
+    types: np.ndarray  # [N], model type indices
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    virial: np.ndarray | None = None
+
+    @property
+    def natoms(self) -> int:
+        return len(self.types)
+
+
+def default_frames_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "frames"
+
+
+def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame]:
+    import dpdata
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if path.is_dir():
+        roots = sorted({p.parent for p in path.rglob("type.raw")})
+        if not roots:
+            raise CorruptFileError(f"{path}: no deepmd/npy system (type.raw) found in this directory")
+        systems = [(str(r), _read(dpdata, r, fmt or "deepmd/npy")) for r in roots]
+    else:
+        systems = [(str(path), _read(dpdata, path, fmt or "auto"))]
+    frames: list[Frame] = []
+    for name, sysm in systems:
+        names = list(sysm["atom_names"])
+        missing = [e for e in names if e not in type_map]
+        counts = sysm["atom_numbs"]
+        if any(e in missing and c > 0 for e, c in zip(names, counts)):
+            raise StructureError(f"{name}: elements {missing} are not in the model's type map {type_map}")
+        remap = np.array([type_map.index(e) if e in type_map else -1 for e in names])
+        types = remap[np.asarray(sysm["atom_types"])]
+        labelled = "energies" in sysm.data
+        for f in range(sysm.get_nframes()):
+            frames.append(Frame(
+                system=name, coord=np.asarray(sysm["coords"][f], float), cell=np.asarray(sysm["cells"][f], float),
+                types=types.astype(np.int64),
+                energy=float(sysm["energies"][f]) if labelled else None,
+                forces=np.asarray(sysm["forces"][f], float) if labelled and "forces" in sysm.data else None,
+                virial=np.asarray(sysm["virials"][f], float) if labelled and "virials" in sysm.data else None,
+            ))
+    if not frames:
+        raise CorruptFileError(f"{path}: no frames")
+    return frames
+
+
+def _read(dpdata, path: Path, fmt: str):
+    try:
+        try:
+            return dpdata.LabeledSystem(str(path), fmt=fmt)
+        except (KeyError, AssertionError, ValueError, IndexError):
+            return dpdata.System(str(path), fmt=fmt)
+    except Exception as exc:  # dpdata's readers raise many unrelated types for foreign files
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CorruptFileError(f"{path}: dpdata cannot read it as {fmt} ({msg})") from None

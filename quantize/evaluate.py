@@ -1,0 +1,84 @@
+"""Accuracy of a quantized image on labelled frames: vs the labels and vs the float student.
+
+Shared by `nvnmd test` and the quantize report. Metrics follow `dp test`: energy per atom,
+force components and virial per atom, RMSE and MAE; the float student is evaluated with
+deepmd-kit's DeepPot on the very same frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvnmd.errors import NeighborOverflowError
+
+
+def run_image(backend, frames):
+    """Quantized predictions per frame, plus saturation/overflow totals."""
+    out, sats, over, counters = [], 0, 0, {}
+    for fr in frames:
+        res = backend.sim.compute(backend.request(fr.coord, fr.types, fr.cell))
+        e, f, v, _ = res.to_float()
+        out.append((e, f, v.reshape(9)))
+        sats += res.saturations
+        over += res.overflow_atoms
+        for k, c in res.counters.items():
+            counters[k] = counters.get(k, 0) + c
+    return out, {"saturations": sats, "overflow_atoms": over, "counters": counters}
+
+
+def run_deeppot(model_path, frames):
+    from deepmd.infer import DeepPot
+
+    from nvnmd.quiet import quiet_native
+
+    with quiet_native():
+        dp = DeepPot(str(model_path))
+    out = []
+    for fr in frames:
+        e, f, v = dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)[:3]
+        out.append((float(e[0, 0]), f[0], v[0].reshape(9)))
+    return out
+
+
+def compare(pred, ref, frames, what_ref: str) -> dict:
+    """RMSE/MAE of pred against ref (a list like pred, or 'labels')."""
+    de, df, dv = [], [], []
+    for k, fr in enumerate(frames):
+        e, f, v = pred[k]
+        if ref == "labels":
+            if fr.energy is None:
+                continue
+            re_, rf, rv = fr.energy, fr.forces, fr.virial
+        else:
+            re_, rf, rv = ref[k]
+        n = fr.natoms
+        de.append((e - re_) / n)
+        if rf is not None:
+            df.append((f - rf).ravel())
+        if rv is not None:
+            dv.append((v - np.asarray(rv).reshape(9)) / n)
+    res = {"against": what_ref, "frames": len(de)}
+    for key, arr in (("energy_per_atom", de), ("force", df), ("virial_per_atom", dv)):
+        if len(arr):
+            a = np.concatenate([np.atleast_1d(x) for x in arr])
+            res[key] = {"rmse": float(np.sqrt(np.mean(a * a))), "mae": float(np.mean(np.abs(a)))}
+    return res
+
+
+def check_no_overflow(stats: dict) -> None:
+    if stats["overflow_atoms"]:
+        raise NeighborOverflowError(
+            f"{stats['overflow_atoms']} atom evaluations had more in-cutoff neighbours of a type than sel")
+
+
+def format_table(results: list[dict]) -> str:
+    lines = [f"{'against':<18}{'frames':>7}{'E/atom RMSE':>14}{'E/atom MAE':>13}{'F RMSE':>11}{'F MAE':>11}"
+             f"{'V/atom RMSE':>14}{'V/atom MAE':>13}",
+             f"{'':<18}{'':>7}{'meV/atom':>14}{'meV/atom':>13}{'meV/Å':>11}{'meV/Å':>11}{'meV/atom':>14}{'meV/atom':>13}"]
+    for r in results:
+        def cell(key, stat, width):
+            return f"{r[key][stat] * 1e3:>{width}.4f}" if key in r else f"{'-':>{width}}"
+        lines.append(f"{r['against']:<18}{r['frames']:>7}" + cell("energy_per_atom", "rmse", 14) +
+                     cell("energy_per_atom", "mae", 13) + cell("force", "rmse", 11) + cell("force", "mae", 11) +
+                     cell("virial_per_atom", "rmse", 14) + cell("virial_per_atom", "mae", 13))
+    return "\n".join(lines)

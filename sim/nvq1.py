@@ -1,0 +1,65 @@
+"""Profile "nvq1" simulator: `load(image)` -> `Nvq1Simulator` with `.compute(ComputeRequest)`.
+
+Decodes and validates the image once, then evaluates requests with the fast kernel (or the
+reference kernel, `kernel="reference"`); both follow fpga/SPEC.md bit for bit. Requests wider
+than the board's nlist row (MAX_NEIGHBORS) or with types the model lacks are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvnmd.compute import ComputeRequest, ComputeResult
+from nvnmd.errors import NeighborOverflowError, StructureError
+from nvnmd.sim.nvq1_model import MAX_NEIGHBORS, Nvq1Model
+
+
+class Nvq1Simulator:
+    profile = "nvq1"
+
+    def __init__(self, model: Nvq1Model, kernel: str = "fast"):
+        from nvnmd.sim.nvq1_fast import FastKernel
+
+        self.model = model
+        self.kernel = kernel
+        self._fast = FastKernel(model)
+        self.type_map = list(model.type_map)
+        self.rcut = model.rcut
+        self.sel = list(model.sel)
+        self.ntypes = model.ntypes
+        self.max_neighbors = MAX_NEIGHBORS
+        self.limits = {"max_neighbors": MAX_NEIGHBORS, "sel": self.sel, "ntypes": self.ntypes}
+
+    def compute(self, request: ComputeRequest, kernel: str | None = None) -> ComputeResult:
+        nlist = np.asarray(request.nlist)
+        if nlist.ndim != 2 or nlist.shape[0] != request.natoms:
+            raise StructureError(f"neighbour list shape {nlist.shape} does not match {request.natoms} atoms")
+        if nlist.shape[1] > MAX_NEIGHBORS:
+            raise NeighborOverflowError(
+                f"neighbour list rows of {nlist.shape[1]} exceed the board's {MAX_NEIGHBORS} slots")
+        types = np.asarray(request.types)
+        if types.size and (types.min() < 0 or types.max() >= self.ntypes):
+            raise StructureError(f"atom types must lie in 0..{self.ntypes - 1} ({' '.join(self.type_map)})")
+        if nlist.size and nlist.max() >= request.natoms:
+            raise StructureError("neighbour index beyond the number of atoms")
+        args = (request.coords, types, request.cell, nlist, request.shifts)
+        if (kernel or self.kernel) == "reference":
+            from nvnmd.sim.nvq1_ref import compute_reference
+
+            atom_e, forces, virial, counts, over = compute_reference(self.model, *args)
+        else:
+            atom_e, forces, virial, counts, over = self._fast.compute(*args)
+        atom_e = np.asarray(atom_e).astype(np.int64)
+        return ComputeResult(
+            energy=np.int64(atom_e.sum()),
+            atom_energy=atom_e,
+            forces=np.asarray(forces).astype(np.int64),
+            virial=np.asarray(virial).astype(np.int64),
+            saturations=int(sum(counts.values())),
+            overflow_atoms=int(over),
+            counters=dict(sorted(counts.items())),
+        )
+
+
+def load(image, kernel: str = "fast") -> Nvq1Simulator:
+    return Nvq1Simulator(Nvq1Model.from_image(image), kernel=kernel)

@@ -1,0 +1,178 @@
+"""Optional C inner loops for the nvq1 fast kernel: table lookups and per-neighbour backward sums.
+
+The cubic-unit lookups (SPEC §5.2 u tables, §5.4 G tables, §6.2 tanh) and the §7.2 sums over
+M1 channels per neighbour are the steps numpy cannot do at BLAS speed (gathers plus many
+elementwise passes). This module compiles small C loops with cffi on first use (into
+$NVNMD_CACHE or ~/.cache/nvnmd, keyed by source hash and machine) that perform the very same
+exact float64 steps as the numpy path. If no compiler is available, or NVNMD_NO_C=1, `get()`
+returns None and the numpy path is used; the tests run both and demand bit identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+CDEF = """
+void nvq1_g_eval(long long n, int m1, const long long *rows, const double *taus, const double *planes,
+                 const unsigned char *inr, double *g, double *gq);
+long long nvq1_pair_back(long long n, int m1, const long long *slots, const long long *atoms, const double *G,
+                         const double *Gq, const double *R, const double *gT, const double *gTs,
+                         double s_gr, double s_gg, double lim, double *gR, double *gGGq);
+void nvq1_tanh(long long n, const double *z, const double *planes, long long nseg, double t_end,
+               double s_th, double s_dt, double *th, double *dt);
+long long nvq1_u_eval(long long n, const double *u, const long long *ti, const unsigned char *inr, long long n_u,
+                      long long k_lo, const double *ps, const double *ph, double *out);
+"""
+
+SOURCE = r"""
+#include <math.h>
+/* SPEC §4 cubic unit in float64, exactly as nvq1_fast's numpy path: every value is an integer
+   below 2^53, so mul/add (fused or not) are exact and floor() is the spec's rounding.
+   planes[row][7][m1] = A, B+.5, C+.5, D fused with >>9, 3A, 2B+.5, C fused with >>Gq;
+   taus[p][2] = t*2^-17, t*2^-17 scaled for the last G step; the slope's scale follows. */
+void nvq1_g_eval(long long n, int m1, const long long *rows, const double *taus, const double *planes,
+                 const unsigned char *inr, double *g, double *gq) {
+    for (long long p = 0; p < n; p++) {
+        double *G = g + p * m1, *Q = gq + p * m1;
+        if (!inr[p]) {  /* empty or out-of-range slot: G = G' = 0 (its R̃ is 0 too) */
+            for (int m = 0; m < m1; m++) G[m] = Q[m] = 0.0;
+            continue;
+        }
+        const double t = taus[3 * p], tg = taus[3 * p + 1], tq = taus[3 * p + 2];
+        const double *P = planes + rows[p] * 7 * (long long)m1;
+        for (int m = 0; m < m1; m++) {
+            double i1 = floor(P[m] * t + P[m1 + m]);
+            double i2 = floor(i1 * t + P[2 * m1 + m]);
+            G[m] = floor(i2 * tg + P[3 * m1 + m]);
+            double q1 = floor(P[4 * m1 + m] * t + P[5 * m1 + m]);
+            Q[m] = floor(q1 * tq + P[6 * m1 + m]);
+        }
+    }
+}
+
+/* SPEC §7.2 per neighbour: gR[a] = rnd(sum_m gT[a,m] G[m]) (unclipped, numpy clips and counts),
+   gG[m] = sat(rnd(sum_a gTs[a,m] R[a]), 27) and sum_m gG[m] G'[m]; returns the gG clip count.
+   s_gr, s_gg are 2^-k of the two roundings; all sums are exact integers below 2^53. */
+long long nvq1_pair_back(long long n, int m1, const long long *slots, const long long *atoms, const double *G,
+                         const double *Gq, const double *R, const double *gT, const double *gTs,
+                         double s_gr, double s_gg, double lim, double *gR, double *gGGq) {
+    long long clipped = 0;
+    for (long long p = 0; p < n; p++) {
+        const long long k = slots[p];
+        const double *g = G + k * m1, *q = Gq + k * m1, *r = R + 4 * k;
+        const double *t = gT + atoms[p] * 4 * (long long)m1, *ts = gTs + atoms[p] * 4 * (long long)m1;
+        double acc[4] = {0, 0, 0, 0}, sum = 0;
+        for (int m = 0; m < m1; m++) {
+            for (int a = 0; a < 4; a++) acc[a] += t[a * m1 + m] * g[m];
+            double gg = floor((ts[m] * r[0] + ts[m1 + m] * r[1] + ts[2 * m1 + m] * r[2] + ts[3 * m1 + m] * r[3]) * s_gg + 0.5);
+            if (gg > lim) { gg = lim; clipped++; }
+            else if (gg < -lim - 1) { gg = -lim - 1; clipped++; }
+            sum += gg * q[m];
+        }
+        for (int a = 0; a < 4; a++) gR[4 * k + a] = floor(acc[a] * s_gr + 0.5);
+        gGGq[k] = sum;
+    }
+    return clipped;
+}
+
+/* SPEC §6.2 odd tanh table: planes[seg][7] as for G (value fused with >>1, slope with >>4).
+   131072 = 2^(F_Z - LT) = 2^17 and 0x1p-37 = 2^-(F_U - LU) below are the fixed formats of SPEC §3. */
+void nvq1_tanh(long long n, const double *z, const double *planes, long long nseg, double t_end,
+               double s_th, double s_dt, double *th, double *dt) {
+    for (long long i = 0; i < n; i++) {
+        const double mag = fabs(z[i]);
+        const double seg = floor(mag * (1.0 / 131072.0));
+        double y, q;
+        if (seg >= (double)nseg) {
+            y = t_end;
+            q = 0.0;
+        } else {
+            const double t = (mag - seg * 131072.0) * (1.0 / 131072.0);
+            const double *P = planes + (long long)seg * 7;
+            double i1 = floor(P[0] * t + P[1]);
+            double i2 = floor(i1 * t + P[2]);
+            y = floor(i2 * (t * s_th) + P[3]);
+            double q1 = floor(P[4] * t + P[5]);
+            q = floor(q1 * (t * s_dt) + P[6]);
+        }
+        th[i] = z[i] < 0 ? -y : y;
+        dt[i] = q;
+    }
+}
+
+/* SPEC §5.2 radial tables: planes[type][seg][6] = A, B+.5, C+.5, D+.5, 3A, 2B+.5 for s̃ and h̃;
+   out[slot][4] = s, slope s, h, slope h. Returns the number of close-contact clamps. */
+static inline void cubic6(const double *P, double t, double *y, double *q) {
+    double i1 = floor(P[0] * t + P[1]);
+    double i2 = floor(i1 * t + P[2]);
+    *y = floor(i2 * t + P[3]);
+    double q1 = floor(P[4] * t + P[5]);
+    *q = floor(q1 * t + P[2]);
+}
+long long nvq1_u_eval(long long n, const double *u, const long long *ti, const unsigned char *inr, long long n_u,
+                      long long k_lo, const double *ps, const double *ph, double *out) {
+    long long close = 0;
+    for (long long i = 0; i < n; i++) {
+        double *o = out + 4 * i;
+        if (!inr[i]) { o[0] = o[1] = o[2] = o[3] = 0.0; continue; }
+        double seg = floor(u[i] * 0x1p-37);
+        double t = (floor(u[i] * 0x1p-20) - seg * 131072.0) * (1.0 / 131072.0);
+        int clamp = seg < (double)k_lo;
+        if (clamp) { seg = (double)k_lo; t = 0.0; close++; }
+        const long long row = (ti[i] * n_u + (long long)seg) * 6;
+        cubic6(ps + row, t, &o[0], &o[1]);
+        cubic6(ph + row, t, &o[2], &o[3]);
+        if (clamp) { o[1] = 0.0; o[3] = 0.0; }
+    }
+    return close;
+}
+"""
+
+_lib = False  # not tried yet
+
+
+def get():
+    """The compiled library (ffi, lib) or None."""
+    global _lib
+    if _lib is not False:
+        return _lib
+    _lib = None
+    if os.environ.get("NVNMD_NO_C") == "1":
+        return None
+    try:
+        _lib = _build()
+    except Exception as exc:  # any compiler/cffi failure means: use the numpy path
+        print(f"nvnmd: C kernel unavailable, using numpy ({type(exc).__name__})", file=sys.stderr)
+        _lib = None
+    return _lib
+
+
+def _build():
+    import cffi
+
+    import platform
+
+    tag = hashlib.sha256((CDEF + SOURCE + platform.node() + platform.machine()).encode()).hexdigest()[:12]
+    name = f"_nvq1_c_{tag}"
+    cache = Path(os.environ.get("NVNMD_CACHE", Path.home() / ".cache" / "nvnmd"))
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{name}.so"
+    if not target.exists():
+        # build in a private directory and move the result in atomically, so concurrent
+        # processes never load a half-written library
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            ffi = cffi.FFI()
+            ffi.cdef(CDEF)
+            ffi.set_source(name, SOURCE,
+                           extra_compile_args=["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"])
+            built = ffi.compile(tmpdir=tmp, verbose=False)
+            os.replace(built, target)
+    spec = importlib.util.spec_from_file_location(name, target)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib

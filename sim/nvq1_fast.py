@@ -1,0 +1,393 @@
+"""nvq1 fast kernel: the SPEC.md datapath vectorised over all atoms and neighbour slots.
+
+Every quantity is an integer held in float64. SPEC.md bounds every product and partial sum
+below 2^53, so numpy's float64 arithmetic and BLAS (any summation order, FMA or not) give the
+exact integers, and `floor(x * 2^-k + 0.5)` is the round-half-up shift of the spec. Cubic
+Horner steps fold the rounding constant into precomputed coefficient planes
+(rnd(a*t)+b = floor(a*t*2^-17 + b + 0.5)), and a rounding to a narrower format that follows
+a cubic is fused into its last step (floor(floor(x)/2^k) = floor(x/2^k)); both are exact
+identities, checked bit for bit against nvq1_ref by the tests.
+
+The table lookups (§5.2 u tables, §5.4 G tables, §6.2 tanh) and the per-neighbour backward
+sums of §7.2 run in small C loops (nvq1_ckernel) doing the same exact float64 steps when a
+compiler is available; `use_c=False` keeps everything in numpy (the tests compare both).
+
+`probe=True` (used by the quantizer's calibration) turns saturation off and records the
+largest magnitude reached at every calibrated site instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nvnmd.sim.nvq1_model import (
+    DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
+    SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
+)
+
+TSCALE = 2.0**-TBITS
+
+
+def rnd(x, k):
+    return np.floor(x * np.exp2(-np.asarray(k, dtype=np.float64)) + 0.5)
+
+
+class FastKernel:
+    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True):
+        self.M, self.probe = M, probe
+        self.maxima: dict[str, float] = {}
+        f = np.float64
+        # u tables: planes [nt, N_u, 6] per function: A, B, C, D, A3, B2 (C reused for slope)
+        self.u_planes = []
+        for fn in (0, 2):
+            a, b, c, d = (v.astype(f) for v in hermite_coefficients(M.u_tab[:, fn], M.u_tab[:, fn + 1], axis=1))
+            self.u_planes.append(np.stack([a, b + 0.5, c + 0.5, d + 0.5, 3 * a, 2 * b + 0.5], axis=-1))
+        self.u_planes_c = [np.ascontiguousarray(p) for p in self.u_planes]
+        # G tables: [ntab, N_s, 7, M1]: A, B, C, D9, A3, B2, C9 (the 9-bit rounding to 18 bits fused)
+        a, b, c, d = (v.astype(f) for v in hermite_coefficients(M.g_tab[:, 0], M.g_tab[:, 1], axis=1))
+        kq = M.frac["Gq"]
+        self.g_planes = np.ascontiguousarray(
+            np.stack([a, b + 0.5, c + 0.5, _fused(d, SHORT_SHIFT), 3 * a, 2 * b + 0.5, _fused(c, kq)], axis=2))
+        ntab, ns = self.g_planes.shape[:2]
+        self.ones_m1 = np.ones(M.m1)
+        self._gbuf = None
+        from nvnmd.sim import nvq1_ckernel
+
+        self.clib = None if (probe or not use_c) else nvq1_ckernel.get()
+        # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
+        # when that already fits 18 bits after the shift, G and G' cannot saturate and the
+        # per-call range checks are skipped (the reference kernel still checks; counts stay 0).
+        lim = float((1 << (W_BITS - 1)) - 1)
+        bound_g = (np.abs(a) + np.abs(b) + np.abs(c) + np.abs(d) + 3) * 2.0**-SHORT_SHIFT + 1
+        bound_q = (3 * np.abs(a) + 2 * np.abs(b) + np.abs(c) + 2) * 2.0 ** -M.frac["Gq"] + 1
+        self.g_in_range = bool(bound_g.max() <= lim and bound_q.max() <= lim)
+        self.g_flat = self.g_planes.reshape(ntab * ns, 7, M.m1)
+        # tanh: value rounded F_TANH -> F_A and slope rounded to F_DT fused in the last step
+        a, b, c, d = (v.astype(f) for v in hermite_coefficients(M.tanh_tab[0], M.tanh_tab[1], axis=0))
+        kv, kq = F_TANH - F_A, F_TANH - LT - F_DT
+        self.t_planes = np.stack([a, b + 0.5, c + 0.5, _fused(d, kv), 3 * a, 2 * b + 0.5, _fused(c, kq)], axis=-1)
+        self.t_planes_c = np.ascontiguousarray(self.t_planes)
+        self.t_end = float(np.floor((M.tanh_tab[0, -1] + 2.0 ** (kv - 1)) * 2.0**-kv))
+        self.layers = []
+        for layer in M.layers:
+            self.layers.append(dict(w=layer.w.astype(f), e=layer.e.astype(f),
+                                    b=layer.b.astype(f), idt=None if layer.idt is None else layer.idt.astype(f)))
+        self.pad = M.pad.astype(f)
+        self.sel = np.asarray(M.sel, dtype=f)
+
+    # -- helpers ------------------------------------------------------------------
+    def note(self, site, x, frac, mask=None):
+        """Probe mode: remember the largest |value| (x holds codes at `frac`)."""
+        if self.probe and x.size:
+            v = np.abs(x if mask is None else np.where(mask, x, 0.0))
+            self.maxima[site] = max(self.maxima.get(site, 0.0), float(v.max()) * 2.0**-frac)
+
+    def sat(self, x, bits, site, counts, mask=None):
+        if self.probe:
+            return x
+        hi, lo = float((1 << (bits - 1)) - 1), float(-(1 << (bits - 1)))
+        if x.size and (x.max() > hi or x.min() < lo):
+            bad = (x > hi) | (x < lo)
+            if mask is not None:
+                bad &= mask
+            n = int(np.count_nonzero(bad))
+            if n:
+                counts[site] = counts.get(site, 0) + n
+            x = np.clip(x, lo, hi)
+        return x
+
+    def compute(self, coords, types, cell, nlist, shifts):
+        M, fr = self.M, self.M.frac
+        counts: dict[str, int] = {}
+        F_h, F_Gt, F_T, F_D = fr["h"], fr["Gt"], fr["T"], fr["D"]
+        F_G = F_Gt - SHORT_SHIFT
+        coords = np.asarray(coords, dtype=np.float64)
+        cell = np.asarray(cell, dtype=np.float64)
+        types = np.asarray(types, dtype=np.int64)
+        nlist = np.asarray(nlist)
+        n, K = nlist.shape
+        nt, m1, m2 = M.ntypes, M.m1, M.m2
+        valid = nlist >= 0
+        jj = np.where(valid, nlist, 0).astype(np.int64)
+        # §5.1 relative coordinates, in-range test, u
+        r = coords[jj] + np.asarray(shifts, dtype=np.float64) @ cell - coords[:, None, :]
+        inr = valid & np.all(np.abs(r) < R_LIM, axis=2)
+        r = np.where(inr[..., None], r, 0.0)
+        u = (r * r).sum(axis=2)
+        inr &= u < M.u_cut
+        r = np.where(inr[..., None], r, 0.0)
+        u = np.where(inr, u, 0.0)
+        ti = types
+        tj = types[jj]
+        n_in = np.zeros((n, nt))
+        for t in range(nt):
+            n_in[:, t] = np.count_nonzero(inr & (tj == t), axis=1)
+        over = np.any(n_in > self.sel[None, :], axis=1)
+        # §5.2 u tables
+        if self.clib is not None:
+            s, qs, h, qh = self._u_eval_c(u, ti, inr, counts)
+        else:
+            s, qs, h, qh = self._u_eval(u, ti, inr, counts)
+        s = self.sat(s, DATA_BITS, "s", counts, mask=inr)
+        h = self.sat(h, DATA_BITS, "h", counts, mask=inr)
+        # §5.3 R̃
+        R = np.empty((n, K, 4))
+        R[..., 0] = np.where(inr, s, 0.0)
+        R[..., 1:] = self.sat(rnd(h[..., None] * r, F_h + F_COORD - F_S), DATA_BITS, "R", counts, mask=inr[..., None])
+        # §5.4 G tables
+        x = s - M.s0
+        gseg = np.floor(x * 2.0 ** -(F_S - LS))
+        gt = x - gseg * 2.0 ** (F_S - LS)
+        lo_clamp, hi_clamp = gseg < 0, gseg >= M.n_s
+        gclamp = (lo_clamp | hi_clamp)
+        ng = int(np.count_nonzero(gclamp & inr))
+        if ng:
+            counts["g_range"] = ng
+        gseg = np.clip(gseg, 0, M.n_s - 1).astype(np.int64)
+        gt = np.where(lo_clamp, 0.0, np.where(hi_clamp, float((1 << TBITS) - 1), gt))
+        tab = tj if M.type_one_side else ti[:, None] * nt + tj
+        rows = tab * M.n_s + gseg
+        if self.clib is not None:
+            G, Gq = self._g_eval_c(rows, gt, inr)
+        else:
+            P = self.g_flat[rows]  # [n, K, 7, M1]
+            gtau = (gt * TSCALE)[..., None]
+            G = _horner(P[:, :, 0], gtau, P[:, :, 1])
+            G = _horner(G, gtau, P[:, :, 2])
+            G = _horner(G, gtau * 2.0**-SHORT_SHIFT, P[:, :, 3])
+            Gq = _horner(P[:, :, 4], gtau, P[:, :, 5])
+            Gq = _horner(Gq, gtau * 2.0 ** -fr["Gq"], P[:, :, 6])
+        if ng:
+            Gq[gclamp] = 0.0
+        if not self.g_in_range:
+            G = self.sat(G, W_BITS, "G", counts, mask=inr[..., None])
+            Gq = self.sat(Gq, W_BITS, "G_slope", counts, mask=inr[..., None])
+        # §5.5 T accumulation with the padded-slot constants
+        t_acc = np.matmul(R.transpose(0, 2, 1), G)  # [n, 4, M1]
+        npad = np.maximum(self.sel[None, :] - n_in, 0.0)  # [n, nt]
+        t_acc[:, 0, :] += np.einsum("nt,ntm->nm", npad, self.pad[ti])
+        self.note("T", t_acc, F_S + F_G)
+        T = self.sat(rnd(t_acc, F_S + F_G - F_T), W_BITS, "T", counts)
+        # §5.6 D
+        Dm = np.matmul(T.transpose(0, 2, 1), T[:, :, :m2])  # [n, M1, M2]
+        self.note("D", Dm, 2 * F_T)
+        X = self.sat(rnd(Dm, 2 * F_T - F_D), DATA_BITS, "D", counts).reshape(n, m1 * m2)
+        # §6 fitting net, per centre type
+        atom_e = np.zeros(n)
+        gX = np.zeros((n, m1 * m2))
+        nl = len(M.layers) - 1
+        for t in range(nt):
+            idx = np.nonzero(ti == t)[0]
+            if idx.size == 0:
+                continue
+            x, fx, saved = X[idx], F_D, []
+            for l in range(nl):
+                L, layer = self.layers[l], M.layers[l]
+                acc = x @ L["w"][t]
+                z = self.sat(rnd(acc, fx + L["e"][t] - F_Z) + L["b"][t], DATA_BITS, "z", counts)
+                th, dt = self._tanh(z, counts)
+                y = rnd(th * L["idt"][t], layer.f_idt) if L["idt"] is not None else th
+                saved.append(dt)
+                x = self.sat(y + _shortcut(layer.shortcut, x, fx - F_A), DATA_BITS, "x", counts)
+                fx = F_A
+            Lf = self.layers[-1]
+            wf, ef = Lf["w"][t][:, 0], float(Lf["e"][t][0])
+            atom_e[idx] = rnd(x @ wf, fx + ef - F_E) + float(M.e_const[t])
+            # §7.1 backward through the fitting net
+            self.note(f"g{nl}", wf, ef)
+            g = np.broadcast_to(self.sat(rnd(wf, ef - M.f_g[nl]), DATA_BITS, "g", counts), (idx.size, wf.size))
+            for l in range(nl - 1, -1, -1):
+                L, layer = self.layers[l], M.layers[l]
+                gth = rnd(g * L["idt"][t], layer.f_idt) if L["idt"] is not None else g
+                gz = rnd(gth * saved[l], F_DT)
+                e = L["e"][t]
+                emin = float(e.min())
+                acc = rnd(gz, e - emin) @ L["w"][t].T
+                back = _shortcut_grad(layer.shortcut, g, L["w"][t].shape[0], M.f_g[l + 1] - M.f_g[l])
+                g = rnd(acc, M.f_g[l + 1] + emin - M.f_g[l]) + back
+                self.note(f"g{l}", g, M.f_g[l])
+                g = self.sat(g, DATA_BITS, "g", counts)
+            gX[idx] = g
+        # §7.2 descriptor backward
+        gD = gX.reshape(n, m1, m2)
+        gT_acc = np.matmul(T[:, :, :m2], gD.transpose(0, 2, 1))  # [n, 4, M1]: Σ_a2 gD[m,a2] T[a,a2]
+        gT_acc[:, :, :m2] += np.matmul(T, gD)  # Σ_m' T[a,m'] gD[m',m] for m < M2
+        self.note("gT", gT_acc, M.f_g[0] + F_T)
+        gT = self.sat(rnd(gT_acc, M.f_g[0] + F_T - fr["gT"]), DATA_BITS, "gT", counts)
+        gTs = self.sat(rnd(gT, SHORT_SHIFT), W_BITS, "gT18", counts)
+        m3 = inr[..., None]
+        k_gr = fr["gT"] + F_G - fr["gR"]
+        k_gg = fr["gT"] - SHORT_SHIFT + F_S - fr["gG"]
+        if self.clib is not None:
+            gR, gG_Gq = self._pair_back_c(G, Gq, R, gT, gTs, inr, k_gr, k_gg, counts)
+        else:
+            acc = np.matmul(G, gT.transpose(0, 2, 1))
+            self.note("gR", acc, fr["gT"] + F_G, m3)
+            gR = _rnd_inplace(acc, k_gr)
+            acc = np.matmul(R, gTs)
+            self.note("gG", acc, fr["gT"] - SHORT_SHIFT + F_S, m3)
+            gG = self.sat(_rnd_inplace(acc, k_gg), DATA_BITS, "gG", counts, mask=m3)
+            # Σ_m gG·G' as a BLAS matrix-vector product (exact: integer partial sums < 2^53)
+            gG_Gq = (np.multiply(gG, Gq, out=Gq).reshape(-1, m1) @ self.ones_m1).reshape(n, K)
+        gR = self.sat(gR, DATA_BITS, "gR", counts, mask=m3)
+        gs = rnd(gG_Gq, fr["gG"] + F_Gt - fr["Gq"] - LS - fr["gs"]) + rnd(gR[..., 0], fr["gR"] - fr["gs"])
+        self.note("gs", gs, fr["gs"], inr)
+        gs = self.sat(gs, DATA_BITS, "gs", counts, mask=inr)
+        acc = (gR[..., 1:] * r).sum(axis=2)
+        self.note("gh", acc, fr["gR"] + F_COORD, inr)
+        gh = self.sat(rnd(acc, fr["gR"] + F_COORD - fr["gh"]), DATA_BITS, "gh", counts, mask=inr)
+        gu = rnd(gs * qs, fr["gs"] + F_S - LU - fr["gu"]) + rnd(gh * qh, fr["gh"] + F_h - LU - fr["gu"])
+        self.note("gu", gu, fr["gu"], inr)
+        gu = self.sat(gu, DATA_BITS, "gu", counts, mask=inr)
+        f = rnd(2.0 * gu[..., None] * r, fr["gu"] + F_COORD - fr["p"]) + rnd(gR[..., 1:] * h[..., None], fr["gR"] + F_h - fr["p"])
+        f = np.where(m3, f, 0.0)
+        self.note("p", f, fr["p"])
+        f = self.sat(f, DATA_BITS, "pair_force", counts)
+        # §7.3 forces and virial
+        F = f.sum(axis=1)
+        jflat = jj.reshape(-1)
+        for d in range(3):
+            F[:, d] -= np.bincount(jflat, weights=f[..., d].reshape(-1), minlength=n)
+        r18 = rnd(r, F_COORD - F_R18)
+        vir_i = np.matmul(r18.transpose(0, 2, 1), f)  # [n, 3, 3]: Σ r_d0 f_d1
+        virial = -rnd(vir_i, fr["p"] + F_R18 - F_V).sum(axis=0)
+        forces = self.sat(rnd(F, fr["p"] - F_F), 32, "force", counts)
+        return atom_e, forces, virial, counts, int(np.count_nonzero(over))
+
+    def _u_eval(self, u, ti, inr, counts):
+        M = self.M
+        seg = np.floor(u * 2.0 ** -(F_U - LU))
+        tt = np.floor(u * 2.0 ** -(F_U - LU - TBITS)) - seg * 2.0**TBITS
+        close = seg < M.k_lo
+        nclose = int(np.count_nonzero(close & inr))
+        if nclose:
+            counts["close_contact"] = nclose
+        seg = np.where(close, M.k_lo, seg).astype(np.int64)
+        tau = np.where(close, 0.0, tt) * TSCALE
+        vals = []
+        for planes in self.u_planes:
+            P = planes[ti[:, None], seg]  # [n, K, 6]
+            i1 = np.floor(P[..., 0] * tau + P[..., 1])
+            i2 = np.floor(i1 * tau + P[..., 2])
+            y = np.floor(i2 * tau + P[..., 3])
+            q1 = np.floor(P[..., 4] * tau + P[..., 5])
+            q = np.where(close, 0.0, np.floor(q1 * tau + P[..., 2]))
+            vals.append((y, q))
+        (s, qs), (h, qh) = vals
+        return s, qs, h, qh
+
+    def _u_eval_c(self, u, ti, inr, counts):
+        ffi, lib = self.clib
+        n, K = u.shape
+        u = np.ascontiguousarray(u)
+        tis = np.ascontiguousarray(np.repeat(ti, K), dtype=np.int64)
+        flags = np.ascontiguousarray(inr, dtype=np.uint8)
+        out = np.empty((n, K, 4))
+        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
+        nclose = lib.nvq1_u_eval(u.size, ptr(u), ptr(tis, "long long *"), ptr(flags, "unsigned char *"), self.M.n_u,
+                                 self.M.k_lo, ptr(self.u_planes_c[0]), ptr(self.u_planes_c[1]), ptr(out))
+        if nclose:
+            counts["close_contact"] = counts.get("close_contact", 0) + int(nclose)
+        return out[..., 0], out[..., 1], out[..., 2], out[..., 3]
+
+    def _g_eval_c(self, rows, gt, inr):
+        """G and G' with the C loop; zeros in empty/out-of-range slots (their R̃ is 0).
+
+        The output arrays are reused between calls (fresh 5 MB arrays cost more in page faults
+        than the arithmetic), so a kernel object must not be shared between threads."""
+        ffi, lib = self.clib
+        n, K = rows.shape
+        m1 = self.M.m1
+        if self._gbuf is None or self._gbuf[0].shape != (n, K, m1):
+            self._gbuf = (np.empty((n, K, m1)), np.empty((n, K, m1)))
+        G, Gq = self._gbuf
+        r = np.ascontiguousarray(rows, dtype=np.int64)
+        tau = gt * TSCALE
+        taus = np.ascontiguousarray(np.stack([tau, tau * 2.0**-SHORT_SHIFT, tau * 2.0 ** -self.M.frac["Gq"]], axis=-1))
+        flags = np.ascontiguousarray(inr, dtype=np.uint8)
+        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
+        lib.nvq1_g_eval(n * K, m1, ptr(r, "long long *"), ptr(taus), ptr(self.g_flat), ptr(flags, "unsigned char *"),
+                        ptr(G), ptr(Gq))
+        return G, Gq
+
+    def _pair_back_c(self, G, Gq, R, gT, gTs, inr, k_gr, k_gg, counts):
+        ffi, lib = self.clib
+        n, K, m1 = G.shape
+        flat = inr.reshape(-1)
+        slots = np.ascontiguousarray(np.nonzero(flat)[0], dtype=np.int64)
+        atoms = slots // K
+        gR = np.zeros((n, K, 4))
+        gGGq = np.zeros((n, K))
+        gT = np.ascontiguousarray(gT)
+        gTs = np.ascontiguousarray(gTs)
+        R = np.ascontiguousarray(R)
+        ptr = lambda a, ty: ffi.cast(ty, a.ctypes.data)  # noqa: E731
+        clipped = lib.nvq1_pair_back(slots.size, m1, ptr(slots, "long long *"), ptr(atoms, "long long *"),
+                                     ptr(G, "double *"), ptr(Gq, "double *"), ptr(R, "double *"), ptr(gT, "double *"),
+                                     ptr(gTs, "double *"), 2.0**-k_gr, 2.0**-k_gg, float((1 << (DATA_BITS - 1)) - 1),
+                                     ptr(gR, "double *"), ptr(gGGq, "double *"))
+        if clipped:
+            counts["gG"] = counts.get("gG", 0) + int(clipped)
+        return gR, gGGq
+
+    def _tanh(self, z, counts):
+        if self.clib is not None:
+            ffi, lib = self.clib
+            z = np.ascontiguousarray(z)
+            th, dt = np.empty_like(z), np.empty_like(z)
+            ptr = lambda a: ffi.cast("double *", a.ctypes.data)  # noqa: E731
+            planes = self.t_planes_c
+            lib.nvq1_tanh(z.size, ptr(z), ptr(planes), planes.shape[0], self.t_end, 2.0 ** -(F_TANH - F_A),
+                          2.0 ** -(F_TANH - LT - F_DT), ptr(th), ptr(dt))
+            return th, self.sat(dt, W_BITS, "tanh_slope", counts)
+        mag = np.abs(z)
+        seg = np.floor(mag * 2.0 ** -(F_Z - LT))
+        nseg = self.t_planes.shape[0]
+        beyond = seg >= nseg
+        segc = np.minimum(seg, nseg - 1).astype(np.int64)
+        tau = (mag - seg * 2.0 ** (F_Z - LT)) * TSCALE
+        P = self.t_planes[segc]
+        i1 = np.floor(P[..., 0] * tau + P[..., 1])
+        i2 = np.floor(i1 * tau + P[..., 2])
+        th = np.floor(i2 * (tau * 2.0 ** -(F_TANH - F_A)) + P[..., 3])
+        q1 = np.floor(P[..., 4] * tau + P[..., 5])
+        dt = np.floor(q1 * (tau * 2.0 ** -(F_TANH - LT - F_DT)) + P[..., 6])
+        th = np.where(beyond, self.t_end, th)
+        dt = self.sat(np.where(beyond, 0.0, dt), W_BITS, "tanh_slope", counts)
+        return np.where(z < 0, -th, th), dt
+
+
+def _rnd_inplace(x, k):
+    x *= 2.0**-k
+    x += 0.5
+    return np.floor(x, out=x)
+
+
+def _horner(p, tau, plane):
+    """floor(p * tau + plane) with one temporary (the Horner step of SPEC §4, rounding folded in)."""
+    out = np.multiply(p, tau)
+    out += plane
+    return np.floor(out, out=out)
+
+
+def _fused(const, k):
+    """Plane for floor(i*tau + const + 0.5) followed by a round-half-up shift by k, in one floor."""
+    if k <= 0:
+        return const + 0.5
+    return (const + 0.5 + 2.0 ** (k - 1)) * 2.0**-k
+
+
+def _shortcut(kind, x, shift):
+    if kind == "identity":
+        return rnd(x, shift)
+    if kind == "concat":
+        return rnd(np.concatenate([x, x], axis=-1), shift)
+    return 0.0
+
+
+def _shortcut_grad(kind, g, nin, shift):
+    if kind == "identity":
+        return rnd(g, shift)
+    if kind == "concat":
+        return rnd(g[:, :nin] + g[:, nin:], shift)
+    return 0.0

@@ -1,0 +1,161 @@
+"""nvnmd quantize / nvnmd test: the CLI end to end, every refusal path (one line on stderr,
+exit 2, no traceback), image refusal, limits of the board, saturation on foreign ranges."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nvnmd.errors import FixedPointOverflowError, UnsupportedModelError
+
+
+def nvnmd(*args, cwd=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "nvnmd.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def one_line_error(proc, needle):
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("nvnmd:")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def serialized(student_path):
+    from nvnmd.student import serialize_model_file
+
+    return serialize_model_file(Path(student_path))
+
+
+def _save_dp(data, path):
+    from deepmd.dpmodel.utils.serialization import save_dp_model
+
+    save_dp_model(str(path), data)
+    return path
+
+
+def test_quantize_cli_end_to_end(tmp_path, student_path, frames_dir):
+    out = tmp_path / "m.nvq"
+    proc = nvnmd("quantize", student_path, "-o", out, "--calib", frames_dir / "lgps50", "--report", tmp_path / "rep",
+                 "--emit-mem", tmp_path / "mem")
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and "profile nvq1" in proc.stdout
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    acc = {r["against"]: r for r in rep["accuracy"]}
+    assert acc["float student"]["force"]["rmse"] < 1e-3
+    assert rep["datapath"]["saturations"] == 0 and rep["total_bits"] > 0
+    assert (tmp_path / "rep" / "parity.png").stat().st_size > 10000
+    assert (tmp_path / "rep" / "report.txt").read_text().count("BRAM36") == 1
+    manifest = json.loads((tmp_path / "mem" / "manifest.json").read_text())
+    g = next(m for m in manifest["memories"] if m["file"] == "g_tab.mem")
+    lines = (tmp_path / "mem" / "g_tab.mem").read_text().splitlines()
+    assert len(lines) == g["depth"] + 1 and all(len(ln) == 7 for ln in lines[1:])  # 27 bits -> 7 hex digits
+
+    proc = nvnmd("test", out, "-s", frames_dir / "lgps50", "--reference", student_path, "--json", tmp_path / "t.json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "t.json").read_text())
+    kinds = [r["against"] for r in res["results"]]
+    assert kinds == ["labels", "float student", "student vs labels"] and res["results"][0]["frames"] == 5
+
+
+def test_refusals_via_cli(tmp_path, serialized, student_path, frames_dir):
+    # sel above the board's neighbour limit
+    data = copy.deepcopy(serialized)
+    desc = data["model"]["descriptor"]
+    desc["sel"] = [32, 8, 8, 90]
+    for key in ("davg", "dstd"):
+        arr = np.asarray(desc["@variables"][key]).reshape(4, -1, 4)
+        desc["@variables"][key] = np.repeat(arr[:, :1, :], 138, axis=1)
+    big = _save_dp(data, tmp_path / "bigsel.dp")
+    one_line_error(nvnmd("quantize", big, "-o", tmp_path / "x.nvq"), "above the board's 128 neighbours")
+    # ranges that would saturate: a tiny dstd on x/y/z blows R̃ past ±16
+    data = copy.deepcopy(serialized)
+    var = data["model"]["descriptor"]["@variables"]
+    dstd = np.asarray(var["dstd"]).reshape(4, -1, 4).copy()
+    dstd[:, :, 1:] = 0.004
+    var["dstd"] = dstd.reshape(np.asarray(var["dstd"]).shape)
+    small = _save_dp(data, tmp_path / "tiny.dp")
+    one_line_error(nvnmd("quantize", small, "-o", tmp_path / "x.nvq", "--calib", frames_dir / "lgps50"), "R̃ format")
+    # options and files
+    one_line_error(nvnmd("quantize", student_path, "-o", tmp_path / "x.nvq", "--trust-pickle"), "--trust-pickle")
+    one_line_error(nvnmd("quantize", "-o", tmp_path / "x.nvq"), "student model is required")
+    one_line_error(nvnmd("quantize", tmp_path / "none.pb", "-o", tmp_path / "x.nvq"), "no such file")
+    bad = tmp_path / "bad.nvq"
+    bad.write_bytes(b"NVNMDIMG" + b"\0" * 100)
+    one_line_error(nvnmd("test", bad, "-s", frames_dir / "lgps50"), "checksum")
+    one_line_error(nvnmd("quantize", student_path, "-o", tmp_path / "x.nvq", "--calib", tmp_path), "no deepmd/npy")
+    assert not (tmp_path / "x.nvq").exists()
+
+
+def test_from_nvnmd_option(tmp_path):
+    import importlib.util
+
+    proc = nvnmd("quantize", "--from-nvnmd", tmp_path / "nothing", "-o", tmp_path / "x.nvq")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    if importlib.util.find_spec("nvnmd.quantize.from_nvnmd") is None:
+        one_line_error(proc, "not part of this build")
+
+
+def test_board_limits(student):
+    from nvnmd.quantize.build import check_limits
+
+    many = copy.copy(student)
+    many.type_map = [f"X{k}" for k in range(9)]
+    with pytest.raises(UnsupportedModelError, match="at most 8"):
+        check_limits(many)
+    far = copy.copy(student)
+    far.rcut = 9.0
+    with pytest.raises(UnsupportedModelError, match="rcut"):
+        check_limits(far)
+    ok = copy.copy(student)
+    ok.type_map = [f"X{k}" for k in range(6)]  # six species fit
+    ok.sel = [20] * 6
+    check_limits(ok)
+
+
+def test_close_pairs_beyond_format_refused(student, frames_dir):
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import load_frames
+
+    frames = load_frames(frames_dir / "lgps50", student.type_map)[:1]
+    frames[0].coord[1] = frames[0].coord[0] + np.array([0.9, 0.0, 0.0])  # a 0.9 Å pair
+    with pytest.raises(FixedPointOverflowError, match="R̃ format"):
+        quantize(student, frames)
+
+
+def test_image_round_trip_and_refusals(student, frames_dir):
+    from nvnmd.errors import CorruptFileError
+    from nvnmd.image import Image
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import load_frames
+    from nvnmd.sim.nvq1_model import Nvq1Model
+
+    model, _ = quantize(student, load_frames(frames_dir / "lgps50", student.type_map))
+    raw = model.to_image().to_bytes()
+    again = Nvq1Model.from_image(Image.from_bytes(raw))
+    assert again.to_image().to_bytes() == raw
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0x10
+    with pytest.raises(CorruptFileError, match="checksum"):
+        Image.from_bytes(bytes(flipped))
+    with pytest.raises(CorruptFileError):
+        Image.from_bytes(raw[: len(raw) - 100])
+    img = Image.from_bytes(raw)
+    img.meta["fixed"]["F_S"] = 21  # a board with other fixed formats: valid container, refused model
+    with pytest.raises(CorruptFileError, match="fixed formats"):
+        Nvq1Model.from_image(img)
+    img = Image.from_bytes(raw)
+    del img.sections["g_tab"]
+    with pytest.raises(CorruptFileError, match="malformed"):
+        Nvq1Model.from_image(img)
+    img = Image.from_bytes(raw)
+    img.sections["fit0_w"] = img.sections["fit0_w"] * 4
+    with pytest.raises(CorruptFileError, match="18 bits"):
+        Nvq1Model.from_image(img)

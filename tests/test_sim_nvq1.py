@@ -1,0 +1,169 @@
+"""nvq1 simulator: reference vs fast kernel bit identity, permutation invariance, padding
+equivalence of out-of-range neighbours, saturation and overflow reporting, table exactness,
+and accuracy bounds against deepmd-kit's DeepPot on the shipped LGPS frames."""
+
+import numpy as np
+import pytest
+
+from nvnmd.compute import encode_request
+from nvnmd.errors import NeighborOverflowError
+from nvnmd.neighbors import build_neighbor_list
+
+
+@pytest.fixture(scope="module")
+def quantized(student, frames_dir):
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import load_frames
+
+    frames = load_frames(frames_dir, student.type_map)
+    model, info = quantize(student, frames)
+    return model, frames
+
+
+@pytest.fixture(scope="module")
+def backend(quantized):
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.image import Image
+
+    return SimBackend(Image.from_bytes(quantized[0].to_image().to_bytes()))
+
+
+def _request(frame, cutoff, pbc=True):
+    nl = build_neighbor_list(frame.coord, frame.cell, cutoff)
+    return encode_request(frame.coord, frame.types, frame.cell, nl.nlist, nl.shifts)
+
+
+def _same(a, b):
+    assert a.energy == b.energy
+    np.testing.assert_array_equal(a.atom_energy, b.atom_energy)
+    np.testing.assert_array_equal(a.forces, b.forces)
+    np.testing.assert_array_equal(a.virial, b.virial)
+    assert a.saturations == b.saturations and a.overflow_atoms == b.overflow_atoms
+    assert a.counters == b.counters
+
+
+def test_contract_attributes(backend):
+    sim = backend.sim
+    assert sim.type_map == ["Li", "Ge", "P", "S"] and sim.ntypes == 4
+    assert sim.rcut == 6.0 and sim.sel == [32, 8, 8, 40]
+    assert sim.max_neighbors >= 256
+
+
+@pytest.mark.parametrize("which", [3, 4, 0])  # two 50-atom frames and a 400-atom frame
+def test_reference_and_fast_bit_identical(backend, quantized, which):
+    frame = quantized[1][which]
+    req = _request(frame, backend.rcut + 1.0)  # with a skin: out-of-range slots included
+    fast = backend.sim.compute(req)
+    _same(fast, backend.sim.compute(req, kernel="reference"))
+    # the numpy-only path of the fast kernel (used when no C compiler is available)
+    from nvnmd.sim.nvq1_fast import FastKernel
+
+    numpy_only = FastKernel(quantized[0], use_c=False).compute(req.coords, req.types, req.cell, req.nlist, req.shifts)
+    for a, b in zip(numpy_only[:3], (fast.atom_energy, fast.forces, fast.virial)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bit_identical_with_close_contacts_and_overflow(backend, quantized):
+    frame = quantized[1][3]
+    squeeze = 0.62  # compressed cell: close pairs below the u grid, sel overflow, saturations
+    coord, cell = frame.coord * squeeze, frame.cell * squeeze
+    nl = build_neighbor_list(coord, cell, backend.rcut)
+    req = encode_request(coord, frame.types, cell, nl.nlist, nl.shifts)
+    fast, ref = backend.sim.compute(req), backend.sim.compute(req, kernel="reference")
+    _same(fast, ref)
+    assert fast.overflow_atoms > 0 and fast.saturations > 0 and "close_contact" in fast.counters
+    with pytest.raises(NeighborOverflowError):
+        backend.compute(coord, frame.types, cell)
+
+
+def test_permutation_invariance(backend, quantized):
+    frame = quantized[1][0]
+    req = _request(frame, backend.rcut)
+    base = backend.sim.compute(req)
+    rng = np.random.default_rng(7)
+    perm = rng.permutation(frame.natoms)
+    inv = np.argsort(perm)
+    nl = build_neighbor_list(frame.coord[perm], frame.cell, backend.rcut)
+    # also shuffle the slots within every row
+    cols = np.argsort(rng.random(nl.nlist.shape), axis=1)
+    nlist = np.take_along_axis(nl.nlist, cols, axis=1)
+    shifts = np.take_along_axis(nl.shifts, cols[..., None], axis=1)
+    req2 = encode_request(frame.coord[perm], frame.types[perm], frame.cell, nlist, shifts)
+    res = backend.sim.compute(req2)
+    assert res.energy == base.energy
+    np.testing.assert_array_equal(res.atom_energy, base.atom_energy[perm])
+    np.testing.assert_array_equal(res.forces, base.forces[perm])
+    np.testing.assert_array_equal(res.virial, base.virial)
+    assert inv.shape == perm.shape
+
+
+def test_neighbours_beyond_rcut_are_padding(backend, quantized):
+    frame = quantized[1][0]
+    exact = backend.sim.compute(_request(frame, backend.rcut))
+    skin = _request(frame, backend.rcut + 2.0)
+    assert skin.nlist.shape[1] > 0
+    _same(exact, backend.sim.compute(skin))
+    # far-away listed neighbours (beyond the 8 Å relative-coordinate window) too
+    wide = np.concatenate([skin.nlist, np.zeros((frame.natoms, 3), np.int32)], axis=1)
+    far = np.concatenate([skin.shifts, np.full((frame.natoms, 3, 3), 3, np.int8)], axis=1)
+    skin.nlist, skin.shifts = wide, far
+    _same(exact, backend.sim.compute(skin))
+
+
+def test_row_wider_than_board_refused(backend, quantized):
+    frame = quantized[1][3]
+    req = _request(frame, backend.rcut)
+    pad = np.full((frame.natoms, 300 - req.nlist.shape[1]), -1, np.int32)
+    req.nlist = np.concatenate([req.nlist, pad], axis=1)
+    req.shifts = np.zeros(req.nlist.shape + (3,), np.int8)
+    with pytest.raises(NeighborOverflowError):
+        backend.sim.compute(req)
+
+
+def test_tables_exact_at_grid_points(quantized):
+    from nvnmd.sim.nvq1_ref import coeffs, cubic, cubic_slope
+
+    model = quantized[0]
+    tables = [(model.u_tab[t, 0], model.u_tab[t, 1]) for t in range(model.ntypes)]
+    tables += [(model.u_tab[t, 2], model.u_tab[t, 3]) for t in range(model.ntypes)]
+    tables += [(model.g_tab[k, 0, :, m], model.g_tab[k, 1, :, m]) for k in range(model.g_tab.shape[0]) for m in (0, 7)]
+    tables.append((model.tanh_tab[0], model.tanh_tab[1]))
+    for y, m in tables:
+        for k in range(len(y) - 1):
+            a, b, c, d = (int(v) for v in coeffs(y, m, k))
+            assert cubic(a, b, c, d, 0) == y[k]
+            assert a + b + c + d == y[k + 1]  # the polynomial meets the next grid value exactly
+            assert cubic_slope(a, b, c, 0) == m[k]
+
+
+def test_padding_constant_matches_empty_slot(quantized):
+    """An atom whose neighbours all sit beyond rcut equals the all-padding constant."""
+    from nvnmd.sim.nvq1_fast import FastKernel
+
+    model = quantized[0]
+    coords = np.array([[0, 0, 0], [7 << 20, 0, 0]], dtype=np.int64)
+    cell = np.diag([30 << 20] * 3).astype(np.int64)
+    nlist = np.array([[1], [0]], dtype=np.int32)
+    shifts = np.zeros((2, 1, 3), np.int8)
+    k = FastKernel(model)
+    with_far = k.compute(coords, np.array([0, 3]), cell, nlist, shifts)
+    empty = k.compute(coords, np.array([0, 3]), cell, np.full((2, 1), -1, np.int32), shifts)
+    for a, b in zip(with_far[:3], empty[:3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_accuracy_against_deeppot(backend, quantized, student_path):
+    from nvnmd.quantize.evaluate import compare, run_deeppot, run_image
+
+    frames = quantized[1]
+    pred, stats = run_image(backend, frames)
+    ref = run_deeppot(student_path, frames)
+    res = compare(pred, ref, frames, "float")
+    assert stats["saturations"] == 0 and stats["overflow_atoms"] == 0
+    assert res["energy_per_atom"]["rmse"] <= 1e-4  # eV/atom
+    assert res["force"]["rmse"] <= 1e-3  # eV/Å
+    assert res["virial_per_atom"]["rmse"] <= 1e-3  # eV/atom
+    labels_q = compare(pred, "labels", frames, "labels")
+    labels_f = compare(ref, "labels", frames, "labels")
+    assert labels_q["force"]["rmse"] <= labels_f["force"]["rmse"] * 1.01
+    assert labels_q["energy_per_atom"]["rmse"] <= labels_f["energy_per_atom"]["rmse"] * 1.01 + 1e-4
