@@ -84,13 +84,37 @@ def compress(student: Path, workdir: Path) -> Path:
     return out
 
 
+THREAD_VARS = ("DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREADS", "OMP_NUM_THREADS",
+               "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def _pinned(args, threads: str) -> dict | None:
+    """Re-run this benchmark in a child whose thread counts are fixed before numpy/TF start
+    (BLAS and TensorFlow read them once, at import). Returns None inside the child."""
+    if all(os.environ.get(v) == threads for v in THREAD_VARS):
+        return None
+    env = dict(os.environ, **{v: threads for v in THREAD_VARS})
+    with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
+        out = Path(tmp) / "out.json"
+        argv = [sys.executable, "-m", "nvnmd.cli", "bench", args.name, "--repeat", str(args.repeat),
+                "--threads", threads, "--json", str(out)]
+        for opt in ("student", "image", "frames"):
+            if getattr(args, opt, None):
+                argv += [f"--{opt}", str(getattr(args, opt))]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise NvnmdError(f"benchmark child failed: {tail[0][:200]}")
+        return json.loads(out.read_text())
+
+
 def bench_sim(args) -> dict:
-    # One thread each, so the comparison is per core: TensorFlow would otherwise use every core
-    # for DeepPot while the simulator's kernel is single-threaded. Must precede the TF import.
+    # Same thread count for DeepPot (TensorFlow would otherwise take every core) and for the
+    # simulator's BLAS, so the comparison is per core.
     threads = str(getattr(args, "threads", None) or 1)
-    for var in ("DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREADS", "OMP_NUM_THREADS",
-                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ[var] = threads
+    child = _pinned(args, threads)
+    if child is not None:
+        return child
     from deepmd.infer import DeepPot
 
     from nvnmd.backends.sim import SimBackend

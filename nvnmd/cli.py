@@ -18,6 +18,7 @@ from nvnmd.errors import NvnmdError
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
     "nvnmd.commands",
+    "nvnmd.md.cli",
     "nvnmd.quantize.cli",
     "nvnmd.bench",
 ]

@@ -226,7 +226,21 @@ def load_student(path: str | os.PathLike) -> Student:
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
     data = serialize_model_file(path)
-    return student_from_deepmd(data, source=str(path))
+    student = student_from_deepmd(data, source=str(path))
+    if path.suffix.lower() == ".pb":
+        _apply_tf_fitting_semantics(student)
+    return student
+
+
+def _apply_tf_fitting_semantics(student: Student) -> None:
+    """TF energy fits never apply a timestep or residual to fitting layer 0 (deepmd/tf/fit/ener.py
+    builds them only for layers ii >= 1), but deepmd-kit's serialization of a TF model reports
+    layer 0 with resnet and an untrained idt whenever the descriptor width equals the first
+    layer's. Drop both so the Student evaluates what DeepPot evaluates (atom energies then agree
+    to 1e-14 eV; with them they are off by eV)."""
+    for net in student.fitting:
+        net.layers[0].idt = None
+        net.layers[0].resnet = False
 
 
 def serialize_model_file(path: Path) -> dict:

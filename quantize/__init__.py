@@ -1,0 +1,6 @@
+"""nvnmd.quantize: float DeePMD students -> nvq1 board images (fpga/SPEC.md).
+
+build (limits, tables, weights, calibration), tables (the sampled functions), data (frames via
+dpdata), evaluate/report (accuracy, parity plots, memory bits), mem ($readmemh files) and cli
+(`nvnmd quantize`, `nvnmd test`). from_nvnmd imports deepmd-kit NVNMD models.
+"""

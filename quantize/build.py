@@ -24,24 +24,6 @@ CLOSE_FACTOR = 0.8  # u grid reaches down to 0.8 x the closest pair seen in trai
 PROBE_FRAC = 30
 
 
-def tf_semantics(student):
-    """TF se_a energy fits never apply a timestep or residual to layer 0 (deepmd/tf/fit/ener.py
-    builds the residual only for `ii >= 1`), but deepmd-kit's TF serialization reports layer 0
-    with resnet and an untrained idt. Strip them for .pb students so we quantize what DeepPot
-    evaluates (checked: atom energies then agree with DeepPot to 1e-14 eV)."""
-    if not student.source.endswith(".pb"):
-        return student
-    student = copy.copy(student)
-    fitting = []
-    for net in student.fitting:
-        net = copy.deepcopy(net)
-        net.layers[0].idt = None
-        net.layers[0].resnet = False
-        fitting.append(net)
-    student.fitting = fitting
-    return student
-
-
 def check_limits(student) -> None:
     def refuse(msg):
         raise UnsupportedModelError(f"cannot map onto the nvq1 board: {msg}")
@@ -63,6 +45,11 @@ def check_limits(student) -> None:
                 refuse("the final fitting layer must be linear with one output")
             if not last and layer.activation != "tanh":
                 refuse(f"fitting activation '{layer.activation}' (tanh only)")
+            nin, nout = layer.w.shape
+            if k == 0 and layer.resnet and nout in (nin, 2 * nin):
+                # the board's D carries deepmd's 1/nnei² in the first layer's weights, so a
+                # shortcut from D would add the unnormalised descriptor
+                refuse("a residual connection on the first fitting layer (from the descriptor)")
 
 
 def quantize(student, frames, *, close_distance: float | None = None, progress=None):
@@ -70,7 +57,6 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
     from nvnmd.sim.nvq1_fast import FastKernel
     from nvnmd.backends.sim import frame_request
 
-    student = tf_semantics(student)
     check_limits(student)
     nt = student.ntypes
     dmin_data = min_pair_distance(frames, student.rcut)
@@ -151,7 +137,7 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
     # §3 calibration: probe the datapath on the frames, then size every calibrated fraction
     probe = FastKernel(model, probe=True)
     for n, fr in enumerate(frames):
-        probe.compute(*frame_request(fr.coord, fr.types, fr.cell, model.rcut, model))
+        probe.compute(*frame_request(fr.coord, fr.types, fr.cell, model.rcut))
         if progress:
             progress(n + 1, len(frames))
     mx = probe.maxima

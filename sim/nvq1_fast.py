@@ -29,7 +29,13 @@ TSCALE = 2.0**-TBITS
 
 
 def rnd(x, k):
-    return np.floor(x * np.exp2(-np.asarray(k, dtype=np.float64)) + 0.5)
+    """floor(x * 2^-k + 0.5): SPEC §2.2 rounding (k ≤ 0 is an exact left shift)."""
+    scale = 2.0 ** -float(k) if np.ndim(k) == 0 else np.exp2(-np.asarray(k, dtype=np.float64))
+    if np.ndim(x) == 0 and np.ndim(scale) == 0:
+        return np.floor(x * scale + 0.5)
+    y = np.multiply(x, scale)
+    y += 0.5
+    return np.floor(y, out=y)
 
 
 class FastKernel:
@@ -110,18 +116,20 @@ class FastKernel:
         valid = nlist >= 0
         jj = np.where(valid, nlist, 0).astype(np.int64)
         # §5.1 relative coordinates, in-range test, u
-        r = coords[jj] + np.asarray(shifts, dtype=np.float64) @ cell - coords[:, None, :]
-        inr = valid & np.all(np.abs(r) < R_LIM, axis=2)
-        r = np.where(inr[..., None], r, 0.0)
-        u = (r * r).sum(axis=2)
+        sh = np.asarray(shifts, dtype=np.float64)
+        r = coords[jj] - coords[:, None, :]
+        for e in range(3):  # shifts·cell as three broadcasts (a batched 3x3 matmul is slower)
+            r += sh[..., e : e + 1] * cell[e]
+        inr = valid & (np.abs(r).max(axis=2) < R_LIM)
+        r *= inr[..., None]  # empty and far slots: r = 0 (also keeps u below 2^53)
+        u = r[..., 0] * r[..., 0] + r[..., 1] * r[..., 1] + r[..., 2] * r[..., 2]
         inr &= u < M.u_cut
-        r = np.where(inr[..., None], r, 0.0)
-        u = np.where(inr, u, 0.0)
+        r *= inr[..., None]
+        u *= inr
         ti = types
         tj = types[jj]
-        n_in = np.zeros((n, nt))
-        for t in range(nt):
-            n_in[:, t] = np.count_nonzero(inr & (tj == t), axis=1)
+        code = np.where(inr, np.arange(n)[:, None] * nt + tj, n * nt)  # (atom, neighbour type) or a dump bin
+        n_in = np.bincount(code.reshape(-1), minlength=n * nt + 1)[: n * nt].reshape(n, nt).astype(np.float64)
         over = np.any(n_in > self.sel[None, :], axis=1)
         # §5.2 u tables
         if self.clib is not None:
@@ -230,6 +238,19 @@ class FastKernel:
             # Σ_m gG·G' as a BLAS matrix-vector product (exact: integer partial sums < 2^53)
             gG_Gq = (np.multiply(gG, Gq, out=Gq).reshape(-1, m1) @ self.ones_m1).reshape(n, K)
         gR = self.sat(gR, DATA_BITS, "gR", counts, mask=m3)
+        if self.clib is not None:
+            F, vir_i = self._pair_force_c(jj, r, h, qs, qh, gR, gG_Gq, inr, counts)
+        else:
+            F, vir_i = self._pair_force(jj, r, h, qs, qh, gR, gG_Gq, inr, counts)
+        virial = -rnd(vir_i, fr["p"] + F_R18 - F_V).sum(axis=0)
+        forces = self.sat(rnd(F, fr["p"] - F_F), 32, "force", counts)
+        return atom_e, forces, virial, counts, int(np.count_nonzero(over))
+
+    def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
+        fr = self.M.frac
+        n = r.shape[0]
+        F_h, F_Gt = fr["h"], fr["Gt"]
+        m3 = inr[..., None]
         gs = rnd(gG_Gq, fr["gG"] + F_Gt - fr["Gq"] - LS - fr["gs"]) + rnd(gR[..., 0], fr["gR"] - fr["gs"])
         self.note("gs", gs, fr["gs"], inr)
         gs = self.sat(gs, DATA_BITS, "gs", counts, mask=inr)
@@ -250,9 +271,29 @@ class FastKernel:
             F[:, d] -= np.bincount(jflat, weights=f[..., d].reshape(-1), minlength=n)
         r18 = rnd(r, F_COORD - F_R18)
         vir_i = np.matmul(r18.transpose(0, 2, 1), f)  # [n, 3, 3]: Σ r_d0 f_d1
-        virial = -rnd(vir_i, fr["p"] + F_R18 - F_V).sum(axis=0)
-        forces = self.sat(rnd(F, fr["p"] - F_F), 32, "force", counts)
-        return atom_e, forces, virial, counts, int(np.count_nonzero(over))
+        return F, vir_i
+
+    def _pair_force_c(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
+        ffi, lib = self.clib
+        fr, F_h, F_Gt = self.M.frac, self.M.frac["h"], self.M.frac["Gt"]
+        n, K = inr.shape
+        ks = [fr["gG"] + F_Gt - fr["Gq"] - LS - fr["gs"], fr["gR"] - fr["gs"], fr["gR"] + F_COORD - fr["gh"],
+              fr["gs"] + F_S - LU - fr["gu"], fr["gh"] + F_h - LU - fr["gu"], fr["gu"] + F_COORD - fr["p"],
+              fr["gR"] + F_h - fr["p"], F_COORD - F_R18]
+        sc = np.exp2(-np.asarray(ks, dtype=np.float64))
+        F = np.zeros((n, 3))
+        vir = np.zeros((n, 3, 3))
+        cnt = np.zeros(4, dtype=np.int64)
+        arrs = [np.ascontiguousarray(a, dtype=np.float64) for a in (r, h, qs, qh, gR, gG_Gq)]
+        flags = np.ascontiguousarray(inr, dtype=np.uint8)
+        jjc = np.ascontiguousarray(jj, dtype=np.int64)
+        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
+        lib.nvq1_pair_force(n, K, ptr(flags, "unsigned char *"), ptr(jjc, "long long *"), *(ptr(a) for a in arrs),
+                            ptr(sc), float((1 << (DATA_BITS - 1)) - 1), ptr(F), ptr(vir), ptr(cnt, "long long *"))
+        for site, c in zip(("gs", "gh", "gu", "pair_force"), cnt):
+            if c:
+                counts[site] = counts.get(site, 0) + int(c)
+        return F, vir
 
     def _u_eval(self, u, ti, inr, counts):
         M = self.M

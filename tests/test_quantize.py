@@ -77,6 +77,10 @@ def test_refusals_via_cli(tmp_path, serialized, student_path, frames_dir):
     one_line_error(nvnmd("quantize", big, "-o", tmp_path / "x.nvq"), "above the board's 128 neighbours")
     # ranges that would saturate: a tiny dstd on x/y/z blows R̃ past ±16
     data = copy.deepcopy(serialized)
+    for net in data["model"]["fitting"]["nets"]["networks"]:
+        net["layers"][0]["resnet"] = False  # what TF evaluates (see nvnmd.student._apply_tf_fitting_semantics)
+        net["layers"][0]["use_timestep"] = False
+        net["layers"][0]["@variables"]["idt"] = None
     var = data["model"]["descriptor"]["@variables"]
     dstd = np.asarray(var["dstd"]).reshape(4, -1, 4).copy()
     dstd[:, :, 1:] = 0.004
@@ -105,6 +109,12 @@ def test_from_nvnmd_option(tmp_path):
 
 def test_board_limits(student):
     from nvnmd.quantize.build import check_limits
+
+    check_limits(student)
+    shortcut = copy.deepcopy(student)
+    shortcut.fitting[0].layers[0].resnet = True  # a .dp student with a shortcut from D
+    with pytest.raises(UnsupportedModelError, match="first fitting layer"):
+        check_limits(shortcut)
 
     many = copy.copy(student)
     many.type_map = [f"X{k}" for k in range(9)]

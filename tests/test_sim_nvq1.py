@@ -110,6 +110,18 @@ def test_neighbours_beyond_rcut_are_padding(backend, quantized):
     _same(exact, backend.sim.compute(skin))
 
 
+def test_backend_with_verlet_list(backend, quantized):
+    """The backend accepts a caller's list built with a skin and gives the same floats."""
+    frame = quantized[1][4]
+    plain = backend.compute(frame.coord, frame.types, frame.cell)
+    nl = build_neighbor_list(frame.coord, frame.cell, backend.rcut + 1.5)
+    skin = backend.compute(frame.coord, frame.types, frame.cell, neighbors=nl)
+    assert plain.energy == skin.energy
+    np.testing.assert_array_equal(plain.forces, skin.forces)
+    np.testing.assert_array_equal(plain.virial, skin.virial)
+    assert skin.info["saturations"] == 0 and skin.info["overflow_atoms"] == 0
+
+
 def test_row_wider_than_board_refused(backend, quantized):
     frame = quantized[1][3]
     req = _request(frame, backend.rcut)
@@ -160,9 +172,11 @@ def test_accuracy_against_deeppot(backend, quantized, student_path):
     ref = run_deeppot(student_path, frames)
     res = compare(pred, ref, frames, "float")
     assert stats["saturations"] == 0 and stats["overflow_atoms"] == 0
-    assert res["energy_per_atom"]["rmse"] <= 1e-4  # eV/atom
-    assert res["force"]["rmse"] <= 1e-3  # eV/Å
-    assert res["virial_per_atom"]["rmse"] <= 1e-3  # eV/atom
+    # issue targets: 0.1 meV/atom, 1 meV/Å, 1 meV/atom; asserted with a factor 2 to spare
+    # (measured on the interim student: 0.011, 0.17, 0.016)
+    assert res["energy_per_atom"]["rmse"] <= 0.5e-4  # eV/atom
+    assert res["force"]["rmse"] <= 0.5e-3  # eV/Å
+    assert res["virial_per_atom"]["rmse"] <= 0.5e-3  # eV/atom
     labels_q = compare(pred, "labels", frames, "labels")
     labels_f = compare(ref, "labels", frames, "labels")
     assert labels_q["force"]["rmse"] <= labels_f["force"]["rmse"] * 1.01

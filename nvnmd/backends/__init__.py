@@ -1,1 +1,53 @@
-"""nvnmd.backends: implementations of nvnmd.backend.Backend (sim, board, deepmd, ...)."""
+"""nvnmd.backends: implementations of nvnmd.backend.Backend and the factory that picks one.
+
+    make_backend("sim", image=...)        in-process bit-accurate simulator (quantized model)
+    make_backend("board", url=..., image=...)  host driver on any link URL (FPGA or virtual board)
+    make_backend("deepmd", model=...)     deepmd-kit DeepPot on the float student (GPU if seen, else CPU)
+    make_backend("auto", ...)             board (if --url) > GPU deepmd > sim > CPU deepmd, and says so
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nvnmd.errors import NvnmdError
+
+log = logging.getLogger("nvnmd")
+
+NAMES = ("auto", "sim", "board", "deepmd")
+
+
+def make_backend(name: str, *, image=None, model=None, url: str | None = None):
+    """Return (backend, reason) for backend `name`; `image` is an .nvq path or Image, `model` a student."""
+    if name == "auto":
+        if url:
+            return make_backend("board", image=image, url=url)[0], "board: a board URL was given"
+        from nvnmd.backends.deepmd import tensorflow_gpus
+
+        if model is not None and tensorflow_gpus():
+            return make_backend("deepmd", model=model)[0], "deepmd: TensorFlow sees a GPU"
+        if image is not None:
+            return make_backend("sim", image=image)[0], "sim: no board URL and no GPU; quantized model in the simulator"
+        if model is not None:
+            return make_backend("deepmd", model=model)[0], "deepmd on CPU: no board, GPU or quantized image"
+        raise NvnmdError("backend auto: give a quantized image, a student model or a board URL")
+    if name == "sim":
+        if image is None:
+            raise NvnmdError("backend sim needs a quantized image (.nvq); make one with `nvnmd quantize`")
+        from nvnmd.backends.sim import SimBackend
+
+        return SimBackend(image), "sim"
+    if name == "board":
+        if image is None or not url:
+            raise NvnmdError("backend board needs --url and a quantized image (.nvq)")
+        from nvnmd.backends.board import BoardBackend
+
+        return BoardBackend(url, image), "board"
+    if name == "deepmd":
+        if model is None:
+            raise NvnmdError("backend deepmd needs a student model (.pb)")
+        from nvnmd.backends.deepmd import DeepmdBackend
+
+        backend = DeepmdBackend(model)
+        return backend, f"deepmd on {backend.device}"
+    raise NvnmdError(f"unknown backend '{name}' (choose {', '.join(NAMES)})")

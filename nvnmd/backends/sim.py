@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 from nvnmd.backend import Result
 from nvnmd.compute import encode_request
 from nvnmd.errors import NeighborOverflowError
@@ -53,7 +51,7 @@ class SimBackend:
                             "counters": res.counters, "raw": res})
 
 
-def frame_request(coord, types, cell, rcut, model=None):
+def frame_request(coord, types, cell, rcut):
     """Kernel arguments (coords, types, cell, nlist, shifts) for one float frame, list at rcut."""
     nl = build_neighbor_list(coord, cell, rcut)
     req = encode_request(coord, types, cell, nl.nlist, nl.shifts)

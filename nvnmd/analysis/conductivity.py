@@ -1,0 +1,102 @@
+"""Li-ion transport from trajectories: MSD (FFT, all time origins), D ± error, σ, Arrhenius.
+
+* `msd_fft(x)`: per-particle MSD over every time origin in O(F log F) (Calandrini et al.).
+* `diffusion(times, positions, mask)`: tracer D of the selected atoms from a linear fit of
+  the MSD over the diffusive window (a fraction of the run, ballistic start excluded), with
+  the uncertainty from non-overlapping blocks of the trajectory (std / sqrt(nblocks - 1)).
+* `nernst_einstein(D, n_ions, volume, T)`: σ = N q² D / (V k_B T), N = number of Li in V.
+* `arrhenius(T, sigma, err)`: weighted fit of ln(σT) = ln A − Ea/(k_B T); Ea and σ(300 K)
+  with uncertainties from the fit covariance.
+Units: Å, ps, K; D in cm²/s, σ in mS/cm, Ea in eV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KB_EV = 8.617333262e-5  # eV/K
+E_CHARGE = 1.602176634e-19  # C
+KB_J = 1.380649e-23  # J/K
+A2PS_TO_CM2S = 1e-16 / 1e-12  # Å²/ps -> cm²/s
+
+
+def msd_fft(x: np.ndarray) -> np.ndarray:
+    """MSD[lag] averaged over origins and particles; x is [F, N, 3] unwrapped positions."""
+    F = x.shape[0]
+    d = np.sum(x**2, axis=2)  # [F, N]
+    d = np.concatenate([d, np.zeros((1, d.shape[1]))])
+    q = 2.0 * d.sum(axis=0)
+    s1 = np.empty((F, x.shape[1]))
+    for m in range(F):
+        q = q - d[m - 1] - d[F - m]
+        s1[m] = q / (F - m)
+    n = 2 * F
+    fx = np.fft.rfft(x, n=n, axis=0)
+    ac = np.fft.irfft(fx * fx.conj(), n=n, axis=0)[:F].sum(axis=2)
+    s2 = ac / (F - np.arange(F))[:, None]
+    return np.mean(s1 - 2.0 * s2, axis=1)
+
+
+def _fit_slope(t: np.ndarray, y: np.ndarray) -> float:
+    A = np.vstack([t, np.ones_like(t)]).T
+    return float(np.linalg.lstsq(A, y, rcond=None)[0][0])
+
+
+def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window=(0.2, 0.8), nblocks: int = 4) -> dict:
+    """Tracer diffusion coefficient of atoms in `mask` (cm²/s) with a block-average error."""
+    x = positions[:, mask, :]
+    dt = float(times[1] - times[0])
+    msd = msd_fft(x)
+    lags = np.arange(len(msd)) * dt
+    lo, hi = int(window[0] * len(msd)), max(int(window[1] * len(msd)), int(window[0] * len(msd)) + 2)
+    D = _fit_slope(lags[lo:hi], msd[lo:hi]) / 6.0 * A2PS_TO_CM2S
+    blocks = []
+    size = len(times) // nblocks
+    if size >= 8:
+        for b in range(nblocks):
+            xb = x[b * size:(b + 1) * size]
+            mb = msd_fft(xb)
+            lb = np.arange(len(mb)) * dt
+            l0, l1 = int(window[0] * len(mb)), max(int(window[1] * len(mb)), int(window[0] * len(mb)) + 2)
+            blocks.append(_fit_slope(lb[l0:l1], mb[l0:l1]) / 6.0 * A2PS_TO_CM2S)
+    err = float(np.std(blocks, ddof=1) / np.sqrt(len(blocks))) if len(blocks) > 1 else float("nan")
+    return {"D_cm2_s": D, "D_err_cm2_s": err, "msd_A2": msd, "lag_ps": lags, "fit_window_ps": [float(lags[lo]), float(lags[hi - 1])],
+            "blocks_D_cm2_s": blocks}
+
+
+def nernst_einstein(D_cm2_s: float, n_ions: int, volume_A3: float, temperature: float, charge: int = 1) -> float:
+    """σ in mS/cm from the tracer D (cm²/s), N ions of charge `charge` in V (Å³)."""
+    n_per_cm3 = n_ions / (volume_A3 * 1e-24)
+    sigma_S_cm = n_per_cm3 * (charge * E_CHARGE) ** 2 * D_cm2_s / (KB_J * temperature)
+    return sigma_S_cm * 1e3
+
+
+def arrhenius(temperatures, sigma_mS_cm, sigma_err=None, t_eval: float = 300.0) -> dict:
+    """Fit ln(σT) = ln A − Ea/(k_B T); returns Ea ± err (eV) and σ(t_eval) ± err (mS/cm)."""
+    T = np.asarray(temperatures, dtype=float)
+    s = np.asarray(sigma_mS_cm, dtype=float)
+    if len(T) < 2 or np.any(s <= 0):
+        return {"Ea_eV": float("nan"), "Ea_err_eV": float("nan"), "sigma_300K_mS_cm": float("nan"),
+                "sigma_300K_err_mS_cm": float("nan"), "note": "need ≥ 2 temperatures with positive σ"}
+    y = np.log(s * T)
+    x = 1.0 / (KB_EV * T)
+    if sigma_err is not None and np.all(np.isfinite(sigma_err)) and np.all(np.asarray(sigma_err) > 0):
+        w = 1.0 / (np.asarray(sigma_err) / s) ** 2
+    else:
+        w = np.ones_like(T)
+    A = np.vstack([np.ones_like(x), -x]).T
+    W = np.diag(w)
+    cov = np.linalg.inv(A.T @ W @ A)
+    coef = cov @ A.T @ W @ y
+    resid = y - A @ coef
+    dof = max(len(T) - 2, 1)
+    if sigma_err is None:
+        cov = cov * float(resid @ W @ resid) / dof
+    lnA, Ea = coef
+    x0 = 1.0 / (KB_EV * t_eval)
+    g = np.array([1.0, -x0])
+    ln_st = lnA - Ea * x0
+    ln_err = float(np.sqrt(g @ cov @ g))
+    s300 = float(np.exp(ln_st) / t_eval)
+    return {"Ea_eV": float(Ea), "Ea_err_eV": float(np.sqrt(cov[1, 1])), "sigma_300K_mS_cm": s300,
+            "sigma_300K_err_mS_cm": s300 * ln_err, "lnA": float(lnA)}

@@ -1,0 +1,194 @@
+"""`nvnmd md`, `nvnmd conductivity` and `nvnmd demo`: the jobs users run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from nvnmd.errors import NvnmdError
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=["auto", "sim", "board", "deepmd"],
+                   help="evaluator: board (needs --url) > GPU deepmd > sim > CPU deepmd for auto")
+    p.add_argument("--model", help="float student (.pb); default: the embedded LGPS student")
+    p.add_argument("--image", help="quantized image (.nvq); default: quantize --model into the output dir")
+    p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
+
+
+def _md_args(p: argparse.ArgumentParser, steps: int, dt: float) -> None:
+    p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
+    p.add_argument("--supercell", default="2,2,1", help="repeat the structure a,b,c times (default 2,2,1)")
+    p.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "nose-hoover"])
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--dt", type=float, default=dt, help="time step in fs")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--skin", type=float, default=1.0, help="Verlet skin in Å")
+    p.add_argument("--traj-every", type=int, default=10)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("-o", "--output", default="runs/md", help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("md", help="run MD on a structure with any backend (trajectory, thermo, checkpoints)")
+    _backend_args(p)
+    _md_args(p, steps=1000, dt=1.0)
+    p.add_argument("-T", "--temperature", type=float, default=900.0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
+    p.set_defaults(func=cmd_md)
+
+    c = sub.add_parser("conductivity", help="NVT MD at several temperatures -> D(Li), σ, Arrhenius Ea and σ(300 K)")
+    _backend_args(c)
+    _md_args(c, steps=20000, dt=2.0)
+    c.add_argument("-T", "--temperatures", default="700,900,1100", help="comma-separated temperatures in K")
+    c.add_argument("--analyse-only", action="store_true", help="only analyse existing trajectories in --output")
+    c.set_defaults(func=cmd_conductivity, output="runs/conductivity")
+
+    d = sub.add_parser("demo", help="embedded LGPS student -> quantize -> virtual board -> conductivity (< 10 min)")
+    d.add_argument("-o", "--output", default="runs/demo")
+    d.add_argument("--steps", type=int, default=5000, help="steps per temperature (2 fs each)")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+
+def _structure(args):
+    from ase.io import read
+
+    from nvnmd.md.workflow import lgps_supercell
+
+    reps = [int(x) for x in str(args.supercell).split(",")]
+    if len(reps) != 3 or min(reps) < 1:
+        raise NvnmdError(f"--supercell must be three positive integers like 2,2,1, got {args.supercell}")
+    if args.structure:
+        try:
+            atoms = read(args.structure)
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise NvnmdError(f"cannot read structure {args.structure}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        return atoms.repeat(reps)
+    return lgps_supercell(reps)
+
+
+def ensure_image(model, image, outdir: Path, log=print):
+    """The image to run: the given one, or the student quantized once into outdir/model.nvq."""
+    if image:
+        return image
+    from nvnmd.image import Image
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import default_frames_path, load_frames
+    from nvnmd.student import default_student_path, load_student
+
+    path = outdir / "model.nvq"
+    if path.exists():
+        Image.read(path)  # refuse a corrupted cache loudly rather than run it
+        return path
+    student = load_student(model or default_student_path())
+    log(f"quantizing {student.source} -> {path}")
+    q, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
+    q.meta_extra = {"source": student.source}
+    q.to_image().write(path)
+    return path
+
+
+def _make(args, outdir: Path):
+    from nvnmd.backends import make_backend
+    from nvnmd.student import default_student_path
+
+    model = args.model or str(default_student_path())
+    image = None
+    if args.backend in ("sim", "board") or (args.backend == "auto"):
+        image = ensure_image(args.model, args.image, outdir)
+    backend, why = make_backend(args.backend, image=image, model=model, url=args.url)
+    print(f"backend: {why}")
+    return backend
+
+
+def _config(args, temperature: float):
+    from nvnmd.md.engine import MDConfig
+
+    if args.steps < 1 or args.dt <= 0:
+        raise NvnmdError("--steps must be ≥ 1 and --dt > 0")
+    return MDConfig(ensemble=args.ensemble, temperature=temperature, dt_fs=args.dt, steps=args.steps, seed=args.seed,
+                    skin=args.skin, traj_every=args.traj_every, thermo_every=args.traj_every,
+                    checkpoint_every=args.checkpoint_every)
+
+
+def cmd_md(args) -> int:
+    from nvnmd.md.engine import run_md
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    atoms = _structure(args)
+    backend = _make(args, out)
+    summary = run_md(atoms, backend, _config(args, args.temperature), out, resume=args.resume, progress=not args.quiet)
+    print(f"{summary['steps']} steps, {summary['natoms']} atoms: {summary['us_per_atom_step']:.1f} µs/atom/step, "
+          f"{summary['ns_per_day']:.3f} ns/day; outputs in {out}")
+    return 0
+
+
+def _temps(text: str) -> list[float]:
+    try:
+        temps = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise NvnmdError(f"--temperatures must be comma-separated numbers, got {text}") from None
+    if not temps or min(temps) <= 0:
+        raise NvnmdError("--temperatures must be positive")
+    return temps
+
+
+def cmd_conductivity(args) -> int:
+    from nvnmd.md.workflow import conductivity_workflow
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    atoms = _structure(args)
+    backend = None if args.analyse_only else _make(args, out)
+    summary = conductivity_workflow(atoms, backend, _temps(args.temperatures), _config(args, 0.0), out,
+                                    analyse_only=args.analyse_only, progress=not args.quiet)
+    _print_summary(summary, out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    fit = summary["arrhenius"]
+    print(f"Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
+          f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)")
+    print(f"wrote {out}/conductivity.json, conductivity.csv, msd.png, arrhenius.png")
+
+
+def cmd_demo(args) -> int:
+    """Embedded student -> quantize -> virtual board on loopback -> NVT at 3 temperatures -> σ, Ea."""
+    from nvnmd.backends import make_backend
+    from nvnmd.md.engine import MDConfig
+    from nvnmd.md.workflow import conductivity_workflow, lgps_supercell
+
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    image = ensure_image(None, None, out)
+    backend, why = _demo_backend(image, make_backend)
+    print(f"backend: {why}")
+    atoms = lgps_supercell((2, 2, 1))
+    config = MDConfig(ensemble="langevin", dt_fs=2.0, steps=args.steps, traj_every=10, thermo_every=10,
+                      checkpoint_every=1000, friction_per_fs=0.01)
+    try:
+        summary = conductivity_workflow(atoms, backend, [700.0, 900.0, 1100.0], config, out, progress=not args.quiet)
+    finally:
+        close = getattr(backend, "close", None)
+        if close:
+            close()
+    _print_summary(summary, out)
+    return 0
+
+
+def _demo_backend(image, make_backend):
+    """The virtual board on 127.0.0.1 when the host layer is present, else the in-process simulator."""
+    import importlib.util
+
+    if importlib.util.find_spec("nvnmd.host.server") is not None and importlib.util.find_spec("nvnmd.backends.board") is not None:
+        from nvnmd.host.server import start_virtual_board
+
+        url = start_virtual_board()
+        return make_backend("board", image=image, url=url)[0], f"virtual board at {url} (simulator behind the board protocol)"
+    return make_backend("sim", image=image)[0], "sim (in-process simulator; the board host layer is not installed)"

@@ -1,0 +1,120 @@
+"""The conductivity workflow: NVT runs at several temperatures -> D(Li) -> σ -> Arrhenius.
+
+`conductivity_workflow` runs (or, with `analyse_only`, re-reads) one trajectory per
+temperature under `outdir/T{T}K/`, then writes `conductivity.json`, `conductivity.csv`,
+`msd.png` and `arrhenius.png`. Every run can be resumed; finished runs are not redone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from nvnmd.analysis.conductivity import arrhenius, diffusion, nernst_einstein
+from nvnmd.image import write_atomic
+from nvnmd.md.engine import MDConfig, read_trajectory, run_md
+
+
+def default_structure_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "lgps_relaxed.extxyz"
+
+
+def lgps_supercell(reps=(2, 2, 1), path=None):
+    """The shipped relaxed 50-atom LGPS cell repeated `reps` times."""
+    from ase.io import read
+
+    atoms = read(str(path or default_structure_path()), format="extxyz")
+    return atoms.repeat(tuple(int(r) for r in reps))
+
+
+def _run_done(run_dir: Path, steps: int) -> bool:
+    ck = run_dir / "checkpoint.npz"
+    if not ck.exists():
+        return False
+    with np.load(ck, allow_pickle=False) as z:
+        return int(z["step"]) >= steps
+
+
+def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir, ion: str = "Li",
+                          analyse_only: bool = False, progress: bool = True, log=print) -> dict:
+    outdir = Path(outdir)
+    rows, curves = [], {}
+    for T in temperatures:
+        run_dir = outdir / f"T{int(round(T))}K"
+        cfg = replace(config, temperature=float(T), seed=config.seed + int(round(T)))
+        if not analyse_only:
+            if _run_done(run_dir, cfg.steps):
+                log(f"T = {T:g} K: already complete in {run_dir}")
+            else:
+                resume = (run_dir / "checkpoint.npz").exists()
+                log(f"T = {T:g} K: {'resuming' if resume else 'running'} {cfg.steps} steps of {cfg.dt_fs:g} fs in {run_dir}")
+                run_md(atoms, backend, cfg, run_dir, resume=resume, progress=progress)
+        times, pos, symbols, cell = read_trajectory(run_dir / "traj.extxyz")
+        mask = np.array([s == ion for s in symbols])
+        volume = abs(float(np.linalg.det(cell)))
+        # skip the first 10 % as equilibration
+        start = len(times) // 10
+        d = diffusion(times[start:] - times[start], pos[start:], mask)
+        sigma = nernst_einstein(d["D_cm2_s"], int(mask.sum()), volume, T)
+        sigma_err = nernst_einstein(d["D_err_cm2_s"], int(mask.sum()), volume, T) if np.isfinite(d["D_err_cm2_s"]) else float("nan")
+        rows.append({"T_K": float(T), "D_cm2_s": d["D_cm2_s"], "D_err_cm2_s": d["D_err_cm2_s"],
+                     "sigma_mS_cm": sigma, "sigma_err_mS_cm": sigma_err, "n_ions": int(mask.sum()),
+                     "volume_A3": volume, "length_ps": float(times[-1] - times[start]),
+                     "fit_window_ps": d["fit_window_ps"]})
+        curves[T] = (d["lag_ps"], d["msd_A2"])
+        log(f"T = {T:g} K: D({ion}) = {d['D_cm2_s']:.3e} ± {d['D_err_cm2_s']:.1e} cm²/s, σ = {sigma:.3g} mS/cm")
+    fit = arrhenius([r["T_K"] for r in rows], [r["sigma_mS_cm"] for r in rows],
+                    [r["sigma_err_mS_cm"] for r in rows])
+    summary = {"ion": ion, "natoms": len(atoms), "runs": rows, "arrhenius": fit,
+               "md": {"ensemble": config.ensemble, "dt_fs": config.dt_fs, "steps": config.steps},
+               "experiment_LGPS": {"sigma_300K_mS_cm": 12.0, "Ea_eV": [0.22, 0.25]}}
+    write_atomic(outdir / "conductivity.json", (json.dumps(summary, indent=2) + "\n").encode())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["T_K", "D_cm2_s", "D_err_cm2_s", "sigma_mS_cm", "sigma_err_mS_cm", "n_ions", "volume_A3", "length_ps"],
+                       extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(outdir / "conductivity.csv", buf.getvalue().encode())
+    _plots(outdir, curves, rows, fit, ion)
+    return summary
+
+
+def _plots(outdir: Path, curves, rows, fit, ion) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for T, (lag, msd) in curves.items():
+        ax.plot(lag, msd, label=f"{T:g} K")
+    ax.set_xlabel("lag time (ps)")
+    ax.set_ylabel(f"MSD {ion} (Å²)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "msd.png", dpi=120)
+    plt.close(fig)
+
+    T = np.array([r["T_K"] for r in rows])
+    s = np.array([r["sigma_mS_cm"] for r in rows])
+    e = np.array([r["sigma_err_mS_cm"] for r in rows])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ok = s > 0
+    ax.errorbar(1000.0 / T[ok], np.log10(s[ok] * T[ok]), yerr=(e[ok] / s[ok] / np.log(10)) if np.all(np.isfinite(e[ok])) else None,
+                fmt="o", label="MD")
+    if np.isfinite(fit.get("Ea_eV", np.nan)):
+        Tf = np.linspace(280, max(T.max(), 300), 50)
+        ax.plot(1000.0 / Tf, (fit["lnA"] - fit["Ea_eV"] / (8.617333262e-5 * Tf)) / np.log(10), "-",
+                label=f"Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV")
+    ax.plot([1000.0 / 300], [np.log10(12.0 * 300)], "s", label="LGPS exp. 12 mS/cm")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("log10(σT / (mS K/cm))")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(outdir / "arrhenius.png", dpi=120)
+    plt.close(fig)

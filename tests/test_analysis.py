@@ -1,0 +1,42 @@
+"""Transport analysis: FFT MSD equals the direct average, D/σ/Arrhenius recover known values."""
+
+import numpy as np
+import pytest
+
+from nvnmd.analysis.conductivity import KB_EV, arrhenius, diffusion, msd_fft, nernst_einstein
+
+
+def test_msd_fft_matches_direct_average():
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(64, 5, 3)), axis=0)
+    direct = np.array([np.mean(np.sum((x[lag:] - x[:len(x) - lag]) ** 2, axis=2)) for lag in range(len(x))])
+    np.testing.assert_allclose(msd_fft(x), direct, rtol=1e-10, atol=1e-10)
+
+
+def test_random_walk_diffusion_coefficient():
+    rng = np.random.default_rng(1)
+    D_true = 1e-5  # cm²/s = 0.1 Å²/ps
+    dt = 0.02  # ps
+    steps = rng.normal(scale=np.sqrt(2 * 0.1 * dt), size=(4000, 200, 3))
+    x = np.cumsum(steps, axis=0)
+    res = diffusion(np.arange(4000) * dt, x, np.ones(200, bool))
+    assert res["D_cm2_s"] == pytest.approx(D_true, rel=0.15)
+    assert 0 < res["D_err_cm2_s"] < 0.2 * D_true
+
+
+def test_nernst_einstein_lgps_magnitude():
+    # 20 Li in a 50-atom LGPS cell (~975 Å^3), D = 1e-5 cm²/s at 900 K -> σ ≈ 0.41 S/cm
+    sigma = nernst_einstein(1e-5, 20, 975.0, 900.0)
+    n = 20 / 975e-24
+    expected = n * (1.602176634e-19) ** 2 * 1e-5 / (1.380649e-23 * 900.0) * 1e3
+    assert sigma == pytest.approx(expected, rel=1e-12) and 300 < sigma < 500
+
+
+def test_arrhenius_recovers_activation_energy():
+    T = np.array([600.0, 800.0, 1000.0, 1200.0])
+    Ea, A = 0.23, 5e6
+    sigma = A / T * np.exp(-Ea / (KB_EV * T))
+    fit = arrhenius(T, sigma, sigma * 0.05)
+    assert fit["Ea_eV"] == pytest.approx(Ea, abs=1e-9)
+    assert fit["sigma_300K_mS_cm"] == pytest.approx(A / 300 * np.exp(-Ea / (KB_EV * 300)), rel=1e-9)
+    assert fit["Ea_err_eV"] > 0
