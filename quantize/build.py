@@ -8,7 +8,6 @@ returns the `Nvq1Model` plus a dict of what it chose and measured.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
