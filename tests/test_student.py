@@ -85,3 +85,33 @@ def test_cli_inspect_and_one_line_errors(tmp_path, student_path):
     assert "Traceback" not in res.stderr
     missing = subprocess.run([sys.executable, "-m", "nvnmd.cli", "inspect", str(tmp_path / "nope.pb")], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_native_dp_file_loads_like_the_pb(tmp_path, student, student_path):
+    """A .dp written by deepmd-kit's own converter reads into the same description."""
+    import os
+
+    out = tmp_path / "student.dp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    dp_exe = os.path.join(os.path.dirname(sys.executable), "dp")
+    subprocess.run([dp_exe, "convert-backend", str(student_path), str(out)], check=True, capture_output=True, env=env,
+                   cwd=tmp_path)
+    dp = load_student(out)
+    assert dp.type_map == student.type_map and dp.sel == student.sel and dp.rcut == student.rcut
+    np.testing.assert_array_equal(dp.davg, student.davg)
+    np.testing.assert_array_equal(dp.dstd, student.dstd)
+    np.testing.assert_array_equal(dp.fitting[2].layers[1].w, student.fitting[2].layers[1].w)
+    np.testing.assert_array_equal(dp.embedding[0][3].layers[2].w, student.embedding[0][3].layers[2].w)
+
+
+def test_pth_needs_pytorch(tmp_path):
+    fake = tmp_path / "m.pth"
+    fake.write_bytes(b"PK\x03\x04 not really a torch file")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(UnsupportedModelError, match="needs PyTorch"):
+            load_student(fake)
+    else:
+        with pytest.raises(CorruptFileError):
+            load_student(fake)
