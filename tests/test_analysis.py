@@ -40,3 +40,19 @@ def test_arrhenius_recovers_activation_energy():
     assert fit["Ea_eV"] == pytest.approx(Ea, abs=1e-9)
     assert fit["sigma_300K_mS_cm"] == pytest.approx(A / 300 * np.exp(-Ea / (KB_EV * 300)), rel=1e-9)
     assert fit["Ea_err_eV"] > 0
+
+
+def test_centre_of_mass_drift_is_removed():
+    rng = np.random.default_rng(2)
+    dt = 0.02
+    frames, n = 2000, 100
+    x = np.cumsum(rng.normal(scale=np.sqrt(2 * 0.1 * dt), size=(frames, n, 3)), axis=0)
+    masses = np.ones(n)
+    x -= x.mean(axis=1, keepdims=True)  # zero net drift of the diffusing atoms
+    drift = np.cumsum(rng.normal(scale=0.5, size=(frames, 1, 3)), axis=0)  # whole-system wander
+    mask = np.ones(n, bool)
+    clean = diffusion(np.arange(frames) * dt, x, mask, masses=masses)["D_cm2_s"]
+    drifted = diffusion(np.arange(frames) * dt, x + drift, mask, masses=masses)["D_cm2_s"]
+    raw = diffusion(np.arange(frames) * dt, x + drift, mask)["D_cm2_s"]
+    assert drifted == pytest.approx(clean, rel=1e-9)
+    assert abs(raw - clean) > 0.5 * clean

@@ -42,8 +42,20 @@ def _fit_slope(t: np.ndarray, y: np.ndarray) -> float:
     return float(np.linalg.lstsq(A, y, rcond=None)[0][0])
 
 
-def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window=(0.2, 0.8), nblocks: int = 4) -> dict:
-    """Tracer diffusion coefficient of atoms in `mask` (cm²/s) with a block-average error."""
+def remove_com_drift(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """Positions relative to the centre of mass: a Langevin bath kicks every atom independently,
+    so the total momentum random-walks and would otherwise add to every atom's MSD."""
+    com = np.einsum("fnx,n->fx", positions, masses) / np.sum(masses)
+    return positions - com[:, None, :]
+
+
+def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window=(0.2, 0.8), nblocks: int = 4,
+              masses: np.ndarray | None = None) -> dict:
+    """Tracer diffusion coefficient of atoms in `mask` (cm²/s) with a block-average error.
+
+    With `masses`, the centre-of-mass drift of the whole system is removed first."""
+    if masses is not None:
+        positions = remove_com_drift(positions, np.asarray(masses, dtype=np.float64))
     x = positions[:, mask, :]
     dt = float(times[1] - times[0])
     msd = msd_fft(x)

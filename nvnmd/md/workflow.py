@@ -59,7 +59,10 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
         volume = abs(float(np.linalg.det(cell)))
         # skip the first 10 % as equilibration
         start = len(times) // 10
-        d = diffusion(times[start:] - times[start], pos[start:], mask)
+        from ase.data import atomic_masses, atomic_numbers
+
+        masses = np.array([atomic_masses[atomic_numbers[s]] for s in symbols])
+        d = diffusion(times[start:] - times[start], pos[start:], mask, masses=masses)
         sigma = nernst_einstein(d["D_cm2_s"], int(mask.sum()), volume, T)
         sigma_err = nernst_einstein(d["D_err_cm2_s"], int(mask.sum()), volume, T) if np.isfinite(d["D_err_cm2_s"]) else float("nan")
         rows.append({"T_K": float(T), "D_cm2_s": d["D_cm2_s"], "D_err_cm2_s": d["D_err_cm2_s"],
