@@ -26,6 +26,8 @@ from nvnmd.errors import NvnmdError
 
 BENCHES: dict[str, str] = {
     "sim": "nvnmd.bench:bench_sim",
+    "host": "nvnmd.md.bench:run",
+    "link": "nvnmd.host.bench:run",
 }
 
 
@@ -37,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", help="frames to run (default: the shipped 400-atom LGPS frames)")
     p.add_argument("--repeat", type=int, default=5, help="evaluations per frame (default 5)")
     p.add_argument("--threads", type=int, default=1, help="threads for TensorFlow and BLAS (default 1)")
+    p.add_argument("--sizes", help="host: comma-separated atom counts (default 10000,100000)")
+    p.add_argument("--steps", type=int, help="host: MD steps per size (default: about 4e6 atom-steps, 50..400)")
     p.add_argument("--json", help="write the results as JSON here")
     p.set_defaults(func=cmd_bench)
 

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "nvnmd.md.cli",
     "nvnmd.quantize.cli",
     "nvnmd.bench",
+    "nvnmd.host.cli",
 ]
 
 

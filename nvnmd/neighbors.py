@@ -2,12 +2,24 @@
 
 `build_neighbor_list` finds every pair within `cutoff` (periodic images included, so boxes
 smaller than twice the cutoff work) and packs it; order within a row is by neighbour index,
-then image, so the list is a pure function of the structure.
+then image, so the list is a pure function of the structure. r_ij = x_j + shift @ cell - x_i
+for the positions as given (they may lie outside the cell: unwrapped MD coordinates).
+
+Fully periodic cells (orthorhombic or triclinic, any size) go through a cell-list kernel in C,
+compiled with cffi on first use and cached like sim/nvq1_ckernel.py; it produces exactly the
+pairs of ASE's primitive_neighbor_list. Without a compiler (or with NVNMD_NO_C=1), and for
+partially periodic systems, ASE's numpy cell list is used instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,15 +37,240 @@ class NeighborList:
         return np.count_nonzero(self.nlist >= 0, axis=1)
 
 
-def build_neighbor_list(positions, cell, cutoff: float, pbc=True, min_distance: float | None = None) -> NeighborList:
-    from ase.neighborlist import primitive_neighbor_list
+CDEF = """
+long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
+                   const long long *cell_start, const long long *ncell, const long long *range,
+                   const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
+                   int *nlist, signed char *shifts, long long *counts, double *best);
+"""
 
+SOURCE = r"""
+/* Cell-list pair search for fully periodic cells, written straight into the padded layout.
+   Atoms are binned by wrapped fractional coordinates (xb/ib: positions and indices in bin
+   order, so the inner loop streams). The outer loop runs over j in ascending order and finds
+   every i with j in its cutoff, appending (j, shift) to row i: rows therefore fill in
+   ascending j without a sort. Only entries of one row with the same j (several images of one
+   atom, small boxes) can be out of shift order; they are adjacent, and a final insertion
+   sort, linear on such nearly sorted rows, orders them. Bins within `range` are visited with
+   the image shift the periodic wrap of the bin index implies, so boxes thinner than the
+   cutoff get all their images. */
+
+#include <string.h>
+
+/* bin index a (within a few box lengths of [0, n)) -> image s and bin a - s n in [0, n);
+   loops instead of / and %: integer division in the three bin loops dominated the kernel */
+static inline long long wrap(long long a, long long n, long long *b) {
+    long long s = 0;
+    while (a < 0) { a += n; s--; }
+    while (a >= n) { a -= n; s++; }
+    *b = a;
+    return s;
+}
+
+static int after(const int *nl, const signed char *sh, long long a, long long b) {
+    /* entry a sorts after entry b in (j, shift) order */
+    if (nl[a] != nl[b]) return nl[a] > nl[b];
+    for (int d = 0; d < 3; d++)
+        if (sh[3 * a + d] != sh[3 * b + d]) return sh[3 * a + d] > sh[3 * b + d];
+    return 0;
+}
+
+long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
+                   const long long *cell_start, const long long *ncell, const long long *range,
+                   const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
+                   int *nlist, signed char *shifts, long long *counts, double *best) {
+    /* returns the widest row; rows wider than `width` are counted but not written (the caller
+       retries wider). best = {d2, i, j, s0, s1, s2} of the closest pair, first in (i, j, shift)
+       order on ties. */
+    best[0] = 1e300;
+    const long long nx = ncell[0], ny = ncell[1], nz = ncell[2];
+    for (long long i = 0; i < n; i++) counts[i] = 0;
+    for (long long j = 0; j < n; j++) {
+        const long long c = cell_of[j];
+        const long long cx = c / (ny * nz), cy = (c / nz) % ny, cz = c % nz;
+        const long long oj0 = offset[3 * j], oj1 = offset[3 * j + 1], oj2 = offset[3 * j + 2];
+        const double xj = xw[3 * j], yj = xw[3 * j + 1], zj = xw[3 * j + 2];
+        for (long long dx = -range[0]; dx <= range[0]; dx++) {
+            long long bx; const long long sx = wrap(cx + dx, nx, &bx);
+            for (long long dy = -range[1]; dy <= range[1]; dy++) {
+                long long by; const long long sy = wrap(cy + dy, ny, &by);
+                for (long long dz = -range[2]; dz <= range[2]; dz++) {
+                    long long bz; const long long sz = wrap(cz + dz, nz, &bz);
+                    /* candidate i sits at xb_i + S @ cell; vector i -> j is x_j - that */
+                    const double ox = xj - (sx * cell[0] + sy * cell[3] + sz * cell[6]);
+                    const double oy = yj - (sx * cell[1] + sy * cell[4] + sz * cell[7]);
+                    const double oz = zj - (sx * cell[2] + sy * cell[5] + sz * cell[8]);
+                    const long long b = (bx * ny + by) * nz + bz;
+                    const long long e = cell_start[b + 1];
+                    for (long long q = cell_start[b]; q < e; q++) {
+                        const double rx = ox - xb[3 * q], ry = oy - xb[3 * q + 1], rz = oz - xb[3 * q + 2];
+                        const double d2 = rx * rx + ry * ry + rz * rz;
+                        if (d2 >= cutoff2) continue;
+                        const long long i = ib[q];
+                        if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
+                        /* r_ij = xw_j - S @ cell - xw_i; back to the unwrapped inputs x = xw + o @ cell */
+                        const long long t0 = -sx - oj0 + ob[3 * q], t1 = -sy - oj1 + ob[3 * q + 1],
+                                        t2 = -sz - oj2 + ob[3 * q + 2];
+                        const long long k = counts[i]++;
+                        if (k < width) {
+                            nlist[i * width + k] = (int)j;
+                            signed char *sh = shifts + 3 * (i * width + k);
+                            sh[0] = (signed char)t0; sh[1] = (signed char)t1; sh[2] = (signed char)t2;
+                        }
+                        if (d2 <= best[0]) {
+                            int better = d2 < best[0] || i < (long long)best[1] ||
+                                (i == (long long)best[1] && (j < (long long)best[2] || (j == (long long)best[2] &&
+                                 (t0 < best[3] || (t0 == best[3] && (t1 < best[4] || (t1 == best[4] && t2 < best[5])))))));
+                            if (better) { best[0] = d2; best[1] = i; best[2] = j; best[3] = t0; best[4] = t1; best[5] = t2; }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    long long widest = 0;
+    for (long long i = 0; i < n; i++) if (counts[i] > widest) widest = counts[i];
+    if (widest > width) return widest;
+    /* order same-j runs, then compact the rows in place from stride `width` to stride `widest`
+       (row i only moves down, never onto an unread row), so the caller needs no trimming copy */
+    for (long long i = 0; i < n; i++) {
+        int *nl = nlist + i * width;
+        signed char *sh = shifts + 3 * i * width;
+        for (long long a = 1; a < counts[i]; a++) {
+            if (nl[a] != nl[a - 1]) continue;  /* already in j order: only same-j runs can be unsorted */
+            for (long long k = a; k > 0 && after(nl, sh, k - 1, k); k--) {
+                int tj = nl[k]; nl[k] = nl[k - 1]; nl[k - 1] = tj;
+                for (int d = 0; d < 3; d++) { signed char ts = sh[3 * k + d]; sh[3 * k + d] = sh[3 * (k - 1) + d]; sh[3 * (k - 1) + d] = ts; }
+            }
+        }
+        int *dn = nlist + i * widest;
+        signed char *ds = shifts + 3 * i * widest;
+        memmove(dn, nl, counts[i] * sizeof(int));
+        memmove(ds, sh, 3 * counts[i]);
+        for (long long k = counts[i]; k < widest; k++) { dn[k] = -1; ds[3 * k] = ds[3 * k + 1] = ds[3 * k + 2] = 0; }
+    }
+    return widest;
+}
+"""
+
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
+
+_lib = False  # not tried yet
+
+
+def c_kernel():
+    """The compiled cell-list library (ffi, lib), or None when no compiler is available."""
+    global _lib
+    if _lib is not False:
+        return _lib
+    _lib = None
+    if os.environ.get("NVNMD_NO_C") == "1":
+        return None
+    try:
+        _lib = _build()
+    except Exception as exc:  # any compiler/cffi failure means: use ASE's numpy cell list
+        print(f"nvnmd: neighbour-list C kernel unavailable, using ASE ({type(exc).__name__})", file=sys.stderr)
+        _lib = None
+    return _lib
+
+
+def _build():
+    import platform
+
+    import cffi
+
+    tag = hashlib.sha256((CDEF + SOURCE + " ".join(FLAGS) + platform.node() + platform.machine()).encode()).hexdigest()[:12]
+    name = f"_nvnmd_nl_{tag}"
+    cache = Path(os.environ.get("NVNMD_CACHE", Path.home() / ".cache" / "nvnmd"))
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / f"{name}.so"
+    if not target.exists():
+        # build privately, then move in atomically: concurrent processes never load half a file
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            ffi = cffi.FFI()
+            ffi.cdef(CDEF)
+            ffi.set_source(name, SOURCE, extra_compile_args=FLAGS)
+            built = ffi.compile(tmpdir=tmp, verbose=False)
+            os.replace(built, target)
+    spec = importlib.util.spec_from_file_location(name, target)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib
+
+
+def build_neighbor_list(positions, cell, cutoff: float, pbc=True, min_distance: float | None = None) -> NeighborList:
     positions = np.asarray(positions, dtype=np.float64)
     cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
     pbc3 = np.array([bool(pbc)] * 3) if np.ndim(pbc) == 0 else np.asarray(pbc, dtype=bool)
     if np.any(pbc3) and abs(np.linalg.det(cell)) < 1e-6:
         raise StructureError("periodic cell has zero volume")
-    i, j, shift, dist = primitive_neighbor_list("ijSd", pbc3, cell, positions, float(cutoff), self_interaction=False)
+    cutoff = float(cutoff)
+    kernel = c_kernel() if np.all(pbc3) and len(positions) else None
+    if kernel is None:
+        return _build_ase(positions, cell, cutoff, pbc3, min_distance)
+    return _build_c(kernel, positions, cell, cutoff, min_distance)
+
+
+def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
+    ffi, lib = kernel
+    n = len(positions)
+    frac = positions @ np.linalg.inv(cell)
+    offset = np.floor(frac)
+    frac -= offset
+    offset = offset.astype(np.int64)
+    xw = np.ascontiguousarray(positions - offset @ cell)
+    volume = abs(np.linalg.det(cell))
+    heights = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    # bins of about cutoff/2: ~3.7 candidates per neighbour instead of ~6.4 with cutoff-sized bins
+    ncell = np.maximum(1, np.floor(2.0 * heights / cutoff)).astype(np.int64)
+    rng = np.ceil(cutoff * ncell / heights).astype(np.int64)
+    # shifts are int8 on the board and one byte each in the kernel's sort keys
+    # bin images reach |s| <= ceil(range / ncell), so |shift| <= that + 2 max|offset|
+    if 2 * int(np.abs(offset).max()) + int(np.max(-(-rng // ncell))) > 127:
+        raise StructureError("positions lie too many periodic images away from the box for int8 shifts; wrap them")
+    idx = np.minimum((frac * ncell).astype(np.int64), ncell - 1)  # frac may round to exactly 1.0
+    cell_of = np.ascontiguousarray((idx[:, 0] * ncell[1] + idx[:, 1]) * ncell[2] + idx[:, 2])
+    cell_atoms = np.argsort(cell_of, kind="stable").astype(np.int64)
+    cell_start = np.zeros(int(ncell.prod()) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cell_of, minlength=int(ncell.prod())), out=cell_start[1:])
+    # positions and image offsets in bin order: the inner loop reads them sequentially
+    xb = np.ascontiguousarray(xw[cell_atoms])
+    ob = np.ascontiguousarray(offset[cell_atoms])
+    # rows are written in place at a guessed width; a row that does not fit makes one retry
+    width = int(4.19 * cutoff**3 * n / volume * 1.3 + 16)
+    counts = np.empty(n, dtype=np.int64)
+    best = np.zeros(6)
+    cellc = np.ascontiguousarray(cell)
+    offset = np.ascontiguousarray(offset)
+    ll, dd = "long long *", "double *"
+    while True:
+        nlist = np.empty((n, width), dtype=np.int32)
+        shifts = np.empty((n, width, 3), dtype=np.int8)
+        widest = lib.nl_build(n, ffi.cast(dd, xw.ctypes.data), ffi.cast(dd, xb.ctypes.data),
+                              ffi.cast(ll, cell_atoms.ctypes.data), ffi.cast(ll, cell_of.ctypes.data),
+                              ffi.cast(ll, cell_start.ctypes.data), ffi.cast(ll, ncell.ctypes.data),
+                              ffi.cast(ll, rng.ctypes.data), ffi.cast(dd, cellc.ctypes.data),
+                              ffi.cast(ll, offset.ctypes.data), ffi.cast(ll, ob.ctypes.data), cutoff * cutoff, width,
+                              ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
+                              ffi.cast(ll, counts.ctypes.data), ffi.cast(dd, best.ctypes.data))
+        if widest <= width:
+            break
+        width = int(widest)
+    if min_distance is not None and widest and best[0] < min_distance**2:
+        raise StructureError(
+            f"atoms {int(best[1])} and {int(best[2])} are {np.sqrt(best[0]):.3f} Å apart, "
+            f"closer than the minimum {min_distance:.3f} Å"
+        )
+    # the kernel compacted the rows to stride `widest` at the start of the buffers
+    nlist = nlist.reshape(-1)[: n * widest].reshape(n, widest)
+    shifts = shifts.reshape(-1)[: 3 * n * widest].reshape(n, widest, 3)
+    return NeighborList(nlist=nlist, shifts=shifts, cutoff=cutoff)
+
+
+def _build_ase(positions, cell, cutoff, pbc3, min_distance) -> NeighborList:
+    from ase.neighborlist import primitive_neighbor_list
+
+    i, j, shift, dist = primitive_neighbor_list("ijSd", pbc3, cell, positions, cutoff, self_interaction=False)
     if min_distance is not None and dist.size and dist.min() < min_distance:
         k = int(np.argmin(dist))
         raise StructureError(

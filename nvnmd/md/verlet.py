@@ -30,11 +30,19 @@ class VerletList:
         self._ref_positions: np.ndarray | None = None
         self._ref_cell: np.ndarray | None = None
         self.builds = 0
+        self._scratch: np.ndarray | None = None
 
     def needs_rebuild(self, positions: np.ndarray, cell: np.ndarray) -> bool:
         if self.neighbors is None or not np.array_equal(cell, self._ref_cell):
             return True
-        disp2 = np.max(np.sum((positions - self._ref_positions) ** 2, axis=1)) if len(positions) else 0.0
+        if not len(positions):
+            return False
+        # called every step: reuse one scratch buffer instead of two [N, 3] temporaries (same arithmetic)
+        if self._scratch is None or self._scratch.shape != positions.shape:
+            self._scratch = np.empty_like(positions)
+        d = np.subtract(positions, self._ref_positions, out=self._scratch)
+        np.multiply(d, d, out=d)
+        disp2 = np.max(np.sum(d, axis=1))
         return bool(disp2 > (0.5 * self.skin) ** 2)
 
     def update(self, positions: np.ndarray, types: np.ndarray, cell: np.ndarray, pbc=True) -> tuple[NeighborList, bool]:

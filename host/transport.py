@@ -1,0 +1,135 @@
+"""Byte transports to a board: pyserial URLs (tty, socket://, loop://, spy://) and XDMA.
+
+A transport moves bytes only: `write(data)`, `read_some(timeout) -> bytes` (b"" on timeout),
+`close()`. Framing and retries are the driver's job. `open_transport(url)` picks one:
+
+    /dev/ttyUSB0?baud=3000000     a UART (any pyserial port name, baud from the query)
+    socket://127.0.0.1:PORT       TCP (pyserial's socket handler)
+    loop://  spy://...            pyserial loopback and wire logging
+    xdma://H2C_PATH,C2H_PATH      PCIe XDMA host-to-card / card-to-host character devices
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import urllib.parse
+
+from nvnmd.errors import LinkError
+
+
+class SerialTransport:
+    def __init__(self, url: str, baud: int = 115200):
+        import serial
+
+        self.url = url
+        try:
+            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0.1, do_not_open=False)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise LinkError(f"cannot open {url}: {exc}") from None
+        self._exc = (serial.SerialException, OSError)
+        sock = getattr(self.ser, "_socket", None)
+        if sock is not None:
+            # Request/response traffic: Nagle + delayed ACK would add ~40 ms per step.
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.ser.write(data)
+        except self._exc as exc:
+            raise LinkError(f"{self.url}: write failed: {exc}") from None
+
+    def read_some(self, timeout: float) -> bytes:
+        if self._sock is not None:
+            # pyserial's socket handler reads byte by byte (in_waiting is 0/1); read what
+            # the kernel holds in one recv instead.
+            try:
+                r, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
+                if not r:
+                    return b""
+                data = self._sock.recv(1 << 20)
+            except OSError as exc:
+                raise LinkError(f"{self.url}: read failed: {exc}") from None
+            if not data:
+                raise LinkError(f"{self.url}: connection closed by the board")
+            return data
+        try:
+            self.ser.timeout = max(timeout, 0.0)
+            first = self.ser.read(1)
+            if not first:
+                return b""
+            waiting = self.ser.in_waiting
+            return first + (self.ser.read(waiting) if waiting else b"")
+        except self._exc as exc:
+            raise LinkError(f"{self.url}: read failed: {exc}") from None
+
+    def close(self) -> None:
+        self.ser.close()
+
+
+class XdmaTransport:
+    """Two character devices (XDMA h2c/c2h) or, in tests, two FIFOs served by a thread."""
+
+    def __init__(self, h2c: str, c2h: str):
+        self.url = f"xdma://{h2c},{c2h}"
+        try:
+            # c2h first and non-blocking: opening a FIFO's read end must not wait for its
+            # writer, which (in the stand-in) only opens after it sees our h2c open.
+            self.rfd = os.open(c2h, os.O_RDONLY | os.O_NONBLOCK)
+            self.wfd = os.open(h2c, os.O_WRONLY)
+        except OSError as exc:
+            raise LinkError(f"cannot open {self.url}: {exc}") from None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.wfd, view)
+            except OSError as exc:
+                raise LinkError(f"{self.url}: write failed: {exc}") from None
+            view = view[n:]
+
+    def read_some(self, timeout: float) -> bytes:
+        r, _, _ = select.select([self.rfd], [], [], max(timeout, 0.0))
+        if not r:
+            return b""
+        try:
+            data = os.read(self.rfd, 1 << 20)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise LinkError(f"{self.url}: read failed: {exc}") from None
+        if not data:
+            raise LinkError(f"{self.url}: device closed by the board")
+        return data
+
+    def close(self) -> None:
+        for fd in (self.wfd, self.rfd):
+            try:
+                os.close(fd)
+            except OSError as exc:
+                # already closed by a failed open path; nothing else to release
+                del exc
+
+
+def open_transport(url: str):
+    if url.startswith("xdma://"):
+        paths = url[len("xdma://"):].split(",")
+        if len(paths) != 2 or not all(paths):
+            raise LinkError(f"xdma URL must be xdma://H2C_PATH,C2H_PATH, got {url}")
+        return XdmaTransport(paths[0], paths[1])
+    if "://" in url:
+        return SerialTransport(url)
+    # A tty path with an optional ?baud=N query (pyserial port names carry no query).
+    path, _, query = url.partition("?")
+    baud = 115200
+    if query:
+        q = urllib.parse.parse_qs(query)
+        try:
+            baud = int(q.get("baud", [baud])[0])
+        except ValueError:
+            raise LinkError(f"bad baud rate in {url}") from None
+    return SerialTransport(path, baud=baud)
