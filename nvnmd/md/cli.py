@@ -183,12 +183,5 @@ def cmd_demo(args) -> int:
 
 
 def _demo_backend(image, make_backend):
-    """The virtual board on 127.0.0.1 when the host layer is present, else the in-process simulator."""
-    import importlib.util
-
-    if importlib.util.find_spec("nvnmd.host.server") is not None and importlib.util.find_spec("nvnmd.backends.board") is not None:
-        from nvnmd.host.server import start_virtual_board
-
-        url = start_virtual_board()
-        return make_backend("board", image=image, url=url)[0], f"virtual board at {url} (simulator behind the board protocol)"
-    return make_backend("sim", image=image)[0], "sim (in-process simulator; the board host layer is not installed)"
+    """The in-process simulator (the same arithmetic the virtual board serves)."""
+    return make_backend("sim", image=image)[0], "sim (in-process simulator)"
