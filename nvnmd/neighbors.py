@@ -13,16 +13,11 @@ partially periodic systems, ASE's numpy cell list is used instead.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from nvnmd.cbuild import CLibrary
 from nvnmd.errors import StructureError
 
 
@@ -155,47 +150,12 @@ long long nl_build(long long n, const double *xw, const double *xb, const long l
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
 
-_lib = False  # not tried yet
+_LIBRARY = CLibrary("nvnmd_nl", CDEF, SOURCE, FLAGS, fallback="ASE's cell list")
 
 
 def c_kernel():
     """The compiled cell-list library (ffi, lib), or None when no compiler is available."""
-    global _lib
-    if _lib is not False:
-        return _lib
-    _lib = None
-    if os.environ.get("NVNMD_NO_C") == "1":
-        return None
-    try:
-        _lib = _build()
-    except Exception as exc:  # any compiler/cffi failure means: use ASE's numpy cell list
-        print(f"nvnmd: neighbour-list C kernel unavailable, using ASE ({type(exc).__name__})", file=sys.stderr)
-        _lib = None
-    return _lib
-
-
-def _build():
-    import platform
-
-    import cffi
-
-    tag = hashlib.sha256((CDEF + SOURCE + " ".join(FLAGS) + platform.node() + platform.machine()).encode()).hexdigest()[:12]
-    name = f"_nvnmd_nl_{tag}"
-    cache = Path(os.environ.get("NVNMD_CACHE", Path.home() / ".cache" / "nvnmd"))
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"{name}.so"
-    if not target.exists():
-        # build privately, then move in atomically: concurrent processes never load half a file
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            ffi = cffi.FFI()
-            ffi.cdef(CDEF)
-            ffi.set_source(name, SOURCE, extra_compile_args=FLAGS)
-            built = ffi.compile(tmpdir=tmp, verbose=False)
-            os.replace(built, target)
-    spec = importlib.util.spec_from_file_location(name, target)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.ffi, mod.lib
+    return _LIBRARY.get()
 
 
 def build_neighbor_list(positions, cell, cutoff: float, pbc=True, min_distance: float | None = None) -> NeighborList:

@@ -11,12 +11,7 @@ returns None and the numpy path is used; the tests run both and demand bit ident
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
-from pathlib import Path
+from nvnmd.cbuild import CLibrary
 
 CDEF = """
 void nvq1_g_eval(long long n, int m1, const long long *rows, const double *taus, const double *planes,
@@ -177,45 +172,9 @@ void nvq1_pair_force(long long n, long long K, const unsigned char *inr, const l
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
 
-_lib = False  # not tried yet
+_LIBRARY = CLibrary("nvq1_c", CDEF, SOURCE, FLAGS, fallback="numpy")
 
 
 def get():
     """The compiled library (ffi, lib) or None."""
-    global _lib
-    if _lib is not False:
-        return _lib
-    _lib = None
-    if os.environ.get("NVNMD_NO_C") == "1":
-        return None
-    try:
-        _lib = _build()
-    except Exception as exc:  # any compiler/cffi failure means: use the numpy path
-        print(f"nvnmd: C kernel unavailable, using numpy ({type(exc).__name__})", file=sys.stderr)
-        _lib = None
-    return _lib
-
-
-def _build():
-    import cffi
-
-    import platform
-
-    tag = hashlib.sha256((CDEF + SOURCE + " ".join(FLAGS) + platform.node() + platform.machine()).encode()).hexdigest()[:12]
-    name = f"_nvq1_c_{tag}"
-    cache = Path(os.environ.get("NVNMD_CACHE", Path.home() / ".cache" / "nvnmd"))
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"{name}.so"
-    if not target.exists():
-        # build in a private directory and move the result in atomically, so concurrent
-        # processes never load a half-written library
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            ffi = cffi.FFI()
-            ffi.cdef(CDEF)
-            ffi.set_source(name, SOURCE, extra_compile_args=FLAGS)
-            built = ffi.compile(tmpdir=tmp, verbose=False)
-            os.replace(built, target)
-    spec = importlib.util.spec_from_file_location(name, target)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.ffi, mod.lib
+    return _LIBRARY.get()
