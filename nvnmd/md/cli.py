@@ -159,7 +159,6 @@ def _print_summary(summary: dict, out: Path) -> None:
 
 def cmd_demo(args) -> int:
     """Embedded student -> quantize -> virtual board on loopback -> NVT at 3 temperatures -> σ, Ea."""
-    from nvnmd.backends import make_backend
     from nvnmd.md.engine import MDConfig
     from nvnmd.md.workflow import conductivity_workflow, lgps_supercell
 
@@ -167,21 +166,48 @@ def cmd_demo(args) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     image = ensure_image(None, None, out)
-    backend, why = _demo_backend(image, make_backend)
-    print(f"backend: {why}")
     atoms = lgps_supercell((2, 2, 1))
     config = MDConfig(ensemble="langevin", dt_fs=2.0, steps=args.steps, traj_every=10, thermo_every=10,
                       checkpoint_every=1000, friction_per_fs=0.01)
-    try:
-        summary = conductivity_workflow(atoms, backend, [700.0, 900.0, 1100.0], config, out, progress=not args.quiet)
-    finally:
-        close = getattr(backend, "close", None)
-        if close:
-            close()
+    with DemoBoard(image) as board:
+        print(f"backend: {board.description}")
+        summary = conductivity_workflow(atoms, board.backend, [700.0, 900.0, 1100.0], config, out,
+                                        progress=not args.quiet, backend_note=board.description)
+        stats = board.backend.board.stats
+        print(f"link: {stats['requests']} requests, {stats['bytes_out'] / 1e6:.1f} MB out, "
+              f"{stats['bytes_in'] / 1e6:.1f} MB back, {stats['retries']} retries")
     _print_summary(summary, out)
     return 0
 
 
-def _demo_backend(image, make_backend):
-    """The in-process simulator (the same arithmetic the virtual board serves)."""
-    return make_backend("sim", image=image)[0], "sim (in-process simulator)"
+class DemoBoard:
+    """The virtual board served on 127.0.0.1 by a thread of this process, and a `board` backend on it.
+
+    The host side is exactly what drives an FPGA: `BoardBackend` -> `Board` driver -> protocol
+    v1 frames (CRC-32C, sequence numbers) -> a TCP socket; the board side decodes the frames and
+    runs the simulator on the uploaded image. A thread rather than a child process: the
+    protocol is strictly request/response, so the two sides never compete for the interpreter,
+    and no server process can outlive the demo."""
+
+    def __init__(self, image):
+        from nvnmd.backends import make_backend
+        from nvnmd.host.server import VirtualBoard
+
+        self.server = VirtualBoard()
+        self.url = self.server.start_tcp()
+        try:
+            self.backend = make_backend("board", image=image, url=self.url)[0]
+        except BaseException:
+            self.server.stop()
+            raise
+        self.description = (f"board over {self.url} (virtual board: the bit-accurate simulator behind the "
+                            f"board protocol, served by this process)")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.backend.close()
+        finally:
+            self.server.stop()

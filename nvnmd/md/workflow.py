@@ -41,7 +41,8 @@ def _run_done(run_dir: Path, steps: int) -> bool:
 
 
 def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir, ion: str = "Li",
-                          analyse_only: bool = False, progress: bool = True, log=print) -> dict:
+                          analyse_only: bool = False, progress: bool = True, log=print,
+                          backend_note: str | None = None) -> dict:
     outdir = Path(outdir)
     rows, curves = [], {}
     for T in temperatures:
@@ -76,6 +77,8 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
     summary = {"ion": ion, "natoms": len(atoms), "runs": rows, "arrhenius": fit,
                "md": {"ensemble": config.ensemble, "dt_fs": config.dt_fs, "steps": config.steps},
                "experiment_LGPS": {"sigma_300K_mS_cm": 12.0, "Ea_eV": [0.22, 0.25]}}
+    if backend_note:
+        summary["backend"] = backend_note
     write_atomic(outdir / "conductivity.json", (json.dumps(summary, indent=2) + "\n").encode())
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["T_K", "D_cm2_s", "D_err_cm2_s", "sigma_mS_cm", "sigma_err_mS_cm", "n_ions", "volume_A3", "length_ps"],
