@@ -1,171 +1,363 @@
-"""Optional C inner loops for the nvq1 fast kernel: table lookups and per-neighbour backward sums.
+"""Optional C passes of the nvq1 fast kernel: everything per neighbour slot and per activation.
 
-The cubic-unit lookups (SPEC §5.2 u tables, §5.4 G tables, §6.2 tanh) and the §7.2 sums over
-M1 channels per neighbour are the steps numpy cannot do at BLAS speed (gathers plus many
-elementwise passes). This module compiles small C loops with cffi on first use (into
-$NVNMD_CACHE or ~/.cache/nvnmd, keyed by source hash and machine) that perform the very same
-exact float64 steps as the numpy path. Reassociation (-fassociative-math) is allowed because
-every sum is of integers below 2^53 and therefore exact in any order; floor() is untouched. If no compiler is available, or NVNMD_NO_C=1, `get()`
-returns None and the numpy path is used; the tests run both and demand bit identity.
+Three fused loops replace numpy's many elementwise passes (nvq1_fast keeps the GEMMs of the
+fitting net in BLAS and drives these):
+
+* `nvq1_desc_fwd`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
+  §5.3 R̃, §5.4 G tables, §5.5 T accumulation with the padding constants, §5.6 D. It leaves
+  per-slot records (r, h, slopes, R̃) and G, G' (18-bit, stored exactly as float32) for the
+  backward pass.
+* `nvq1_fit_fwd` / `nvq1_fit_bwd_pre` / `nvq1_fit_bwd_post`: the elementwise work around each
+  fitting-layer GEMM (§6.1 rounding, bias, §6.2 tanh, idt, shortcut; §7.1 the same backwards).
+* `nvq1_desc_bwd`, per atom and slot: §7.2 gT, gR̃, gG, gs, gh, gu, pair force and §7.3 the
+  force and virial assembly.
+
+They perform the same exact float64 steps as the numpy path of nvq1_fast (every value an
+integer below 2^53, `floor(x·2^-k + 0.5)` the spec's rounding), so results and saturation
+counters are bit-identical; the tests compare both with the reference kernel. Reassociation
+(-fassociative-math) is allowed because every sum is of integers below 2^53 and therefore exact
+in any order; floor() is untouched. Built with cffi through nvnmd.cbuild on first use; if no
+compiler is available, or NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
 """
 
 from __future__ import annotations
 
 from nvnmd.cbuild import CLibrary
 
+# Indices into the counter array the C passes fill (names are SPEC §2.2 sites).
+SITES = ("s", "h", "R", "G", "G_slope", "g_range", "close_contact", "T", "D", "overflow",
+         "z", "tanh_slope", "x", "g", "gT", "gT18", "gR", "gG", "gs", "gh", "gu", "pair_force", "force")
+SITE = {name: k for k, name in enumerate(SITES)}
+
 CDEF = """
-void nvq1_g_eval(long long n, int m1, const long long *rows, const double *taus, const double *planes,
-                 const unsigned char *inr, double *g, double *gq);
-long long nvq1_pair_back(long long n, int m1, const long long *slots, const long long *atoms, const double *G,
-                         const double *Gq, const double *R, const double *gT, const double *gTs,
-                         double s_gr, double s_gg, double lim, double *gR, double *gGGq);
-void nvq1_tanh(long long n, const double *z, const double *planes, long long nseg, double t_end,
-               double s_th, double s_dt, double *th, double *dt);
-long long nvq1_u_eval(long long n, const double *u, const long long *ti, const unsigned char *inr, long long n_u,
-                      long long k_lo, const double *ps, const double *ph, double *out);
-void nvq1_pair_force(long long n, long long K, const unsigned char *inr, const long long *jj, const double *r,
-                     const double *h, const double *qs, const double *qh, const double *gR, const double *gGGq,
-                     const double *sc, double lim, double *F, double *vir, long long *counts);
+typedef struct {
+    long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
+    double s_R, s_tg, s_tq, s_T, s_D;
+    const double *ups, *uph, *gplanes, *pad, *sel;
+} nvq1_fwd_params;
+void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
+                   const int *nlist, const signed char *shifts, const long long *pos, unsigned char *inr,
+                   long long *jj, double *rec, float *GG, double *T, double *X, long long *counts);
+typedef struct {
+    long long n, K, m1, m2;
+    double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
+} nvq1_bwd_params;
+void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
+                   const unsigned char *inr, const long long *jj, const double *rec, const float *GG,
+                   double *F, double *virial, long long *counts);
+void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
+                  const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
+                  const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
+                  double *xout, double *dt, long long *counts);
+void nvq1_fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
+                      double s_idt, const double *dt, const double *s_col, double *out);
+void nvq1_fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
+                       long long g_stride, int shortcut, double s_sc, double *out, long long *counts);
 """
 
 SOURCE = r"""
 #include <math.h>
-/* SPEC §4 cubic unit in float64, exactly as nvq1_fast's numpy path: every value is an integer
-   below 2^53, so mul/add (fused or not) are exact and floor() is the spec's rounding.
-   planes[row][7][m1] = A, B+.5, C+.5, D fused with >>9, 3A, 2B+.5, C fused with >>Gq;
-   taus[p][2] = t*2^-17, t*2^-17 scaled for the last G step; the slope's scale follows. */
-void nvq1_g_eval(long long n, int m1, const long long *rows, const double *taus, const double *restrict planes,
-                 const unsigned char *inr, double *restrict g, double *restrict gq) {
-    for (long long p = 0; p < n; p++) {
-        double *restrict G = g + p * m1, *restrict Q = gq + p * m1;
-        if (!inr[p]) {  /* empty or out-of-range slot: G = G' = 0 (its R̃ is 0 too) */
-            for (int m = 0; m < m1; m++) G[m] = Q[m] = 0.0;
-            continue;
-        }
-        const double t = taus[3 * p], tg = taus[3 * p + 1], tq = taus[3 * p + 2];
-        const double *restrict P = planes + rows[p] * 7 * (long long)m1;
-        for (int m = 0; m < m1; m++) {
-            double i1 = floor(P[m] * t + P[m1 + m]);
-            double i2 = floor(i1 * t + P[2 * m1 + m]);
-            G[m] = floor(i2 * tg + P[3 * m1 + m]);
-            double q1 = floor(P[4 * m1 + m] * t + P[5 * m1 + m]);
-            Q[m] = floor(q1 * tq + P[6 * m1 + m]);
-        }
-    }
-}
+#include <string.h>
+/* Counter slots: keep in step with SITES in nvq1_ckernel.py. */
+enum { C_S, C_H, C_R, C_G, C_GQ, C_GRANGE, C_CLOSE, C_T, C_D, C_OVER, C_Z, C_TSLOPE, C_X, C_GFIT, C_GT, C_GT18,
+       C_GR, C_GG, C_GS, C_GH, C_GU, C_PF, C_FORCE };
+#define L27 67108863.0   /* 2^26 - 1 */
+#define L18 131071.0     /* 2^17 - 1 */
+#define R_LIM 8388608LL  /* 2^23: |r_d| < 8 Å at 20 fraction bits */
+#define REC 10           /* per-slot record: r0 r1 r2 h qs qh R0 R1 R2 R3 */
 
-/* SPEC §7.2 per neighbour: gR[a] = rnd(sum_m gT[a,m] G[m]) (unclipped, numpy clips and counts),
-   gG[m] = sat(rnd(sum_a gTs[a,m] R[a]), 27) and sum_m gG[m] G'[m]; returns the gG clip count.
-   s_gr, s_gg are 2^-k of the two roundings; all sums are exact integers below 2^53. */
-long long nvq1_pair_back(long long n, int m1, const long long *slots, const long long *atoms, const double *G,
-                         const double *Gq, const double *R, const double *gT, const double *gTs,
-                         double s_gr, double s_gg, double lim, double *gR, double *gGGq) {
-    long long clipped = 0;
-    double gg[256];  /* M1 <= 64 on the board */
-    for (long long p = 0; p < n; p++) {
-        const long long k = slots[p];
-        const double *g = G + k * m1, *q = Gq + k * m1, *r = R + 4 * k;
-        const double *t = gT + atoms[p] * 4 * (long long)m1, *ts = gTs + atoms[p] * 4 * (long long)m1;
-        for (int a = 0; a < 4; a++) {
-            double acc = 0;
-            for (int m = 0; m < m1; m++) acc += t[a * m1 + m] * g[m];
-            gR[4 * k + a] = floor(acc * s_gr + 0.5);
-        }
-        for (int m = 0; m < m1; m++)
-            gg[m] = floor((ts[m] * r[0] + ts[m1 + m] * r[1] + ts[2 * m1 + m] * r[2] + ts[3 * m1 + m] * r[3]) * s_gg + 0.5);
-        long long c = 0;
-        for (int m = 0; m < m1; m++) c += (gg[m] > lim) | (gg[m] < -lim - 1);
-        if (c) {
-            clipped += c;
-            for (int m = 0; m < m1; m++) gg[m] = gg[m] > lim ? lim : (gg[m] < -lim - 1 ? -lim - 1 : gg[m]);
-        }
-        double sum = 0;
-        for (int m = 0; m < m1; m++) sum += gg[m] * q[m];
-        gGGq[k] = sum;
-    }
-    return clipped;
-}
-
-/* SPEC §6.2 odd tanh table: planes[seg][7] as for G (value fused with >>1, slope with >>4).
-   131072 = 2^(F_Z - LT) = 2^17 and 0x1p-37 = 2^-(F_U - LU) below are the fixed formats of SPEC §3. */
-void nvq1_tanh(long long n, const double *z, const double *planes, long long nseg, double t_end,
-               double s_th, double s_dt, double *th, double *dt) {
-    for (long long i = 0; i < n; i++) {
-        const double mag = fabs(z[i]);
-        const double seg = floor(mag * (1.0 / 131072.0));
-        double y, q;
-        if (seg >= (double)nseg) {
-            y = t_end;
-            q = 0.0;
-        } else {
-            const double t = (mag - seg * 131072.0) * (1.0 / 131072.0);
-            const double *P = planes + (long long)seg * 7;
-            double i1 = floor(P[0] * t + P[1]);
-            double i2 = floor(i1 * t + P[2]);
-            y = floor(i2 * (t * s_th) + P[3]);
-            double q1 = floor(P[4] * t + P[5]);
-            q = floor(q1 * (t * s_dt) + P[6]);
-        }
-        th[i] = z[i] < 0 ? -y : y;
-        dt[i] = q;
-    }
-}
-
-/* SPEC §5.2 radial tables: planes[type][seg][6] = A, B+.5, C+.5, D+.5, 3A, 2B+.5 for s̃ and h̃;
-   out[slot][4] = s, slope s, h, slope h. Returns the number of close-contact clamps. */
-static inline void cubic6(const double *P, double t, double *y, double *q) {
-    double i1 = floor(P[0] * t + P[1]);
-    double i2 = floor(i1 * t + P[2]);
-    *y = floor(i2 * t + P[3]);
-    double q1 = floor(P[4] * t + P[5]);
-    *q = floor(q1 * t + P[2]);
-}
-long long nvq1_u_eval(long long n, const double *u, const long long *ti, const unsigned char *inr, long long n_u,
-                      long long k_lo, const double *ps, const double *ph, double *out) {
-    long long close = 0;
-    for (long long i = 0; i < n; i++) {
-        double *o = out + 4 * i;
-        if (!inr[i]) { o[0] = o[1] = o[2] = o[3] = 0.0; continue; }
-        double seg = floor(u[i] * 0x1p-37);
-        double t = (floor(u[i] * 0x1p-20) - seg * 131072.0) * (1.0 / 131072.0);
-        int clamp = seg < (double)k_lo;
-        if (clamp) { seg = (double)k_lo; t = 0.0; close++; }
-        const long long row = (ti[i] * n_u + (long long)seg) * 6;
-        cubic6(ps + row, t, &o[0], &o[1]);
-        cubic6(ph + row, t, &o[2], &o[3]);
-        if (clamp) { o[1] = 0.0; o[3] = 0.0; }
-    }
-    return close;
-}
-
-/* SPEC §7.2 from gs on, and §7.3: per in-range slot p of atom i = p / K, neighbour jj[p].
-   sc[] = 2^-k of the roundings: gs (two), gh, gu (two), f (two), r18. counts: gs gh gu f. */
-static inline double clip(double x, double lim, long long *c) {
+static inline double rnd(double x, double s) { return floor(x * s + 0.5); }
+static inline double sat(double x, double lim, long long *c) {
     if (x > lim) { (*c)++; return lim; }
     if (x < -lim - 1) { (*c)++; return -lim - 1; }
     return x;
 }
-void nvq1_pair_force(long long n, long long K, const unsigned char *inr, const long long *jj, const double *r,
-                     const double *h, const double *qs, const double *qh, const double *gR, const double *gGGq,
-                     const double *sc, double lim, double *F, double *vir, long long *counts) {
-    for (long long p = 0; p < n * K; p++) {
-        if (!inr[p]) continue;
-        const long long i = p / K, j = jj[p];
-        const double *rr = r + 3 * p, *g = gR + 4 * p;
-        double gs = floor(gGGq[p] * sc[0] + 0.5) + floor(g[0] * sc[1] + 0.5);
-        gs = clip(gs, lim, &counts[0]);
-        double gh = clip(floor((g[1] * rr[0] + g[2] * rr[1] + g[3] * rr[2]) * sc[2] + 0.5), lim, &counts[1]);
-        double gu = floor(gs * qs[p] * sc[3] + 0.5) + floor(gh * qh[p] * sc[4] + 0.5);
-        gu = clip(gu, lim, &counts[2]);
-        double f[3], r18[3];
-        for (int d = 0; d < 3; d++) {
-            f[d] = clip(floor(2.0 * gu * rr[d] * sc[5] + 0.5) + floor(g[1 + d] * h[p] * sc[6] + 0.5), lim, &counts[3]);
-            r18[d] = floor(rr[d] * sc[7] + 0.5);
-            F[3 * i + d] += f[d];
-            F[3 * j + d] -= f[d];
+
+typedef struct {
+    long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
+    double s_R, s_tg, s_tq, s_T, s_D;
+    const double *ups, *uph, *gplanes, *pad, *sel;
+} nvq1_fwd_params;
+
+/* SPEC §4 cubic unit with the rounding constants folded into the planes A, B+.5, C+.5, D+.5,
+   3A, 2B+.5 (value and slope at the table's own fraction). */
+static inline void cubic6(const double *Q, double t, double *y, double *q) {
+    double i1 = floor(Q[0] * t + Q[1]);
+    double i2 = floor(i1 * t + Q[2]);
+    *y = floor(i2 * t + Q[3]);
+    double q1 = floor(Q[4] * t + Q[5]);
+    *q = floor(q1 * t + Q[2]);
+}
+
+/* §5.1-5.6 for every atom. Outputs per slot p = i*K + k: inr[p], jj[p], rec[p*REC..], and
+   GG[p*2*m1..] = G[m1] then G'[m1] (18-bit integers, exact in float32; zero-free slots are not
+   written). T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
+void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
+                   const int *nlist, const signed char *shifts, const long long *pos, unsigned char *inr,
+                   long long *jj, double *rec, float *GG, double *T, double *X, long long *counts) {
+    const long long n = P->n, K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
+    double tacc[4 * 64];
+    long long nin[8];
+    for (long long i = 0; i < n; i++) {
+        const long long ti = types[i];
+        memset(tacc, 0, sizeof(double) * 4 * m1);
+        for (int t = 0; t < nt; t++) nin[t] = 0;
+        for (long long k = 0; k < K; k++) {
+            const long long p = i * K + k;
+            const long long j = nlist[p];
+            inr[p] = 0;
+            jj[p] = 0;
+            if (j < 0) continue;
+            const signed char *sh = shifts + 3 * p;
+            long long r[3];
+            int far = 0;
+            for (int d = 0; d < 3; d++) {
+                r[d] = coords[3 * j + d] - coords[3 * i + d] + sh[0] * cell[d] + sh[1] * cell[3 + d] + sh[2] * cell[6 + d];
+                far |= r[d] >= R_LIM || r[d] <= -R_LIM;
+            }
+            if (far) continue;
+            const long long u = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
+            if (u >= P->u_cut) continue;
+            inr[p] = 1;
+            jj[p] = j;
+            const long long tj = types[j];
+            nin[tj]++;
+            /* §5.2: seg = u >> 37, t = (u >> 20) & (2^17 - 1); close contacts clamp to (k_lo, 0) */
+            long long seg = u >> 37;
+            double tau = (double)((u >> 20) & 131071) * (1.0 / 131072.0);
+            const int close = seg < P->k_lo;
+            if (close) { seg = P->k_lo; tau = 0.0; counts[C_CLOSE]++; }
+            const long long urow = (ti * P->n_u + seg) * 6;
+            double s, qs, h, qh;
+            cubic6(P->ups + urow, tau, &s, &qs);
+            cubic6(P->uph + urow, tau, &h, &qh);
+            if (close) { qs = 0.0; qh = 0.0; }
+            s = sat(s, L27, &counts[C_S]);
+            h = sat(h, L27, &counts[C_H]);
+            double *q = rec + REC * p;
+            double R[4];
+            R[0] = s;
+            for (int d = 0; d < 3; d++) {
+                q[d] = (double)r[d];
+                R[1 + d] = sat(rnd(h * q[d], P->s_R), L27, &counts[C_R]);
+            }
+            q[3] = h; q[4] = qs; q[5] = qh;
+            q[6] = R[0]; q[7] = R[1]; q[8] = R[2]; q[9] = R[3];
+            /* §5.4: x = s - s0 (s0 a multiple of 2^17), 17-bit offset, clamps outside the grid */
+            const double x = s - (double)P->s0;
+            double gseg = floor(x * (1.0 / 131072.0));
+            double gt = x - gseg * 131072.0;
+            int clamp = 0;
+            if (gseg < 0) { gseg = 0; gt = 0; clamp = 1; }
+            else if (gseg >= (double)P->n_s) { gseg = (double)(P->n_s - 1); gt = 131071.0; clamp = 1; }
+            if (clamp) counts[C_GRANGE]++;
+            const long long tab = P->type_one_side ? tj : ti * nt + tj;
+            const double *restrict Q = P->gplanes + (tab * P->n_s + (long long)gseg) * 7 * m1;
+            const double t = gt * (1.0 / 131072.0), tg = t * P->s_tg, tq = t * P->s_tq;
+            float *restrict Go = GG + 2 * m1 * p, *restrict Gqo = Go + m1;
+            double gv[64], qv[64];
+            for (long long m = 0; m < m1; m++) {
+                double i1 = floor(Q[m] * t + Q[m1 + m]);
+                double i2 = floor(i1 * t + Q[2 * m1 + m]);
+                gv[m] = floor(i2 * tg + Q[3 * m1 + m]);
+                double q1 = floor(Q[4 * m1 + m] * t + Q[5 * m1 + m]);
+                qv[m] = floor(q1 * tq + Q[6 * m1 + m]);
+            }
+            if (clamp)
+                for (long long m = 0; m < m1; m++) qv[m] = 0.0;
+            long long cg = 0, cq = 0;
+            for (long long m = 0; m < m1; m++) {
+                cg += (gv[m] > L18) | (gv[m] < -L18 - 1);
+                cq += (qv[m] > L18) | (qv[m] < -L18 - 1);
+            }
+            if (cg | cq)
+                for (long long m = 0; m < m1; m++) {
+                    gv[m] = gv[m] > L18 ? L18 : (gv[m] < -L18 - 1 ? -L18 - 1 : gv[m]);
+                    qv[m] = qv[m] > L18 ? L18 : (qv[m] < -L18 - 1 ? -L18 - 1 : qv[m]);
+                }
+            for (long long m = 0; m < m1; m++) {
+                Go[m] = (float)gv[m];
+                Gqo[m] = (float)qv[m];
+                tacc[m] += R[0] * gv[m];
+                tacc[m1 + m] += R[1] * gv[m];
+                tacc[2 * m1 + m] += R[2] * gv[m];
+                tacc[3 * m1 + m] += R[3] * gv[m];
+            }
+            counts[C_G] += cg;
+            counts[C_GQ] += cq;
         }
-        for (int d0 = 0; d0 < 3; d0++)
-            for (int d1 = 0; d1 < 3; d1++) vir[9 * i + 3 * d0 + d1] += r18[d0] * f[d1];
+        /* §5.5 padding constants; §5.1 overflow atoms */
+        int over = 0;
+        for (long long tj = 0; tj < nt; tj++) {
+            const double npad = P->sel[tj] - (double)nin[tj];
+            over |= npad < 0;
+            if (npad > 0) {
+                const double *pd = P->pad + (ti * nt + tj) * m1;
+                for (long long m = 0; m < m1; m++) tacc[m] += npad * pd[m];
+            }
+        }
+        counts[C_OVER] += over;
+        double *Ti = T + 4 * m1 * i;
+        for (long long m = 0; m < 4 * m1; m++) Ti[m] = sat(rnd(tacc[m], P->s_T), L18, &counts[C_T]);
+        /* §5.6 D[m, a2] = sum_a T[a, m] T[a, a2] */
+        double *Xi = X + m1 * m2 * pos[i];
+        for (long long m = 0; m < m1; m++)
+            for (long long a2 = 0; a2 < m2; a2++) {
+                double acc = Ti[m] * Ti[a2] + Ti[m1 + m] * Ti[m1 + a2] + Ti[2 * m1 + m] * Ti[2 * m1 + a2]
+                             + Ti[3 * m1 + m] * Ti[3 * m1 + a2];
+                Xi[m * m2 + a2] = sat(rnd(acc, P->s_D), L27, &counts[C_D]);
+            }
+    }
+}
+
+typedef struct {
+    long long n, K, m1, m2;
+    double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
+} nvq1_bwd_params;
+
+/* §7.2-7.3 for every atom: gT from gD = gX[pos[i]] and T[i], then every in-range slot.
+   F (n x 3) and virial (9) are outputs (F rounded to FORCE, virial at VIRIAL). */
+void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
+                   const unsigned char *inr, const long long *jj, const double *rec, const float *GG,
+                   double *F, double *virial, long long *counts) {
+    const long long n = P->n, K = P->K, m1 = P->m1, m2 = P->m2;
+    double gT[4 * 64], gTs[4 * 64], gg[64];
+    memset(F, 0, sizeof(double) * 3 * n);
+    for (int d = 0; d < 9; d++) virial[d] = 0.0;
+    for (long long i = 0; i < n; i++) {
+        const double *gD = gX + m1 * m2 * pos[i], *Ti = T + 4 * m1 * i;
+        for (int a = 0; a < 4; a++) {
+            const double *Ta = Ti + a * m1;
+            for (long long m = 0; m < m1; m++) {
+                double acc = 0.0;
+                for (long long a2 = 0; a2 < m2; a2++) acc += gD[m * m2 + a2] * Ta[a2];
+                if (m < m2)
+                    for (long long mm = 0; mm < m1; mm++) acc += Ta[mm] * gD[mm * m2 + m];
+                const double v = sat(rnd(acc, P->s_gT), L27, &counts[C_GT]);
+                gT[a * m1 + m] = v;
+                gTs[a * m1 + m] = sat(rnd(v, 1.0 / 512.0), L18, &counts[C_GT18]);
+            }
+        }
+        double vir[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+        for (long long k = 0; k < K; k++) {
+            const long long p = i * K + k;
+            if (!inr[p]) continue;
+            const double *q = rec + REC * p;
+            const float *restrict G = GG + 2 * m1 * p, *restrict Gq = G + m1;
+            double a0 = 0, a1 = 0, a2 = 0, a3 = 0, sg = 0;
+            for (long long m = 0; m < m1; m++) {
+                const double g = G[m];
+                a0 += gT[m] * g;
+                a1 += gT[m1 + m] * g;
+                a2 += gT[2 * m1 + m] * g;
+                a3 += gT[3 * m1 + m] * g;
+                gg[m] = rnd(gTs[m] * q[6] + gTs[m1 + m] * q[7] + gTs[2 * m1 + m] * q[8] + gTs[3 * m1 + m] * q[9],
+                            P->s_gg);
+            }
+            long long cg = 0;
+            for (long long m = 0; m < m1; m++) {
+                double v = gg[m];
+                cg += (v > L27) | (v < -L27 - 1);
+                v = v > L27 ? L27 : (v < -L27 - 1 ? -L27 - 1 : v);
+                sg += v * (double)Gq[m];
+            }
+            counts[C_GG] += cg;
+            const double gR0 = sat(rnd(a0, P->s_gr), L27, &counts[C_GR]);
+            const double gR1 = sat(rnd(a1, P->s_gr), L27, &counts[C_GR]);
+            const double gR2 = sat(rnd(a2, P->s_gr), L27, &counts[C_GR]);
+            const double gR3 = sat(rnd(a3, P->s_gr), L27, &counts[C_GR]);
+            const double gs = sat(rnd(sg, P->s_gs0) + rnd(gR0, P->s_gs1), L27, &counts[C_GS]);
+            const double gh = sat(rnd(gR1 * q[0] + gR2 * q[1] + gR3 * q[2], P->s_gh), L27, &counts[C_GH]);
+            const double gu = sat(rnd(gs * q[4], P->s_gu0) + rnd(gh * q[5], P->s_gu1), L27, &counts[C_GU]);
+            const double gRd[3] = {gR1, gR2, gR3};
+            double f[3], r18[3];
+            const long long j = jj[p];
+            for (int d = 0; d < 3; d++) {
+                f[d] = sat(rnd(2.0 * gu * q[d], P->s_f0) + rnd(gRd[d] * q[3], P->s_f1), L27, &counts[C_PF]);
+                r18[d] = rnd(q[d], P->s_r18);
+                F[3 * i + d] += f[d];
+                F[3 * j + d] -= f[d];
+            }
+            for (int d0 = 0; d0 < 3; d0++)
+                for (int d1 = 0; d1 < 3; d1++) vir[3 * d0 + d1] += r18[d0] * f[d1];
+        }
+        for (int d = 0; d < 9; d++) virial[d] -= rnd(vir[d], P->s_v);
+    }
+    const double lim32 = 2147483647.0;
+    for (long long k = 0; k < 3 * n; k++) F[k] = sat(rnd(F[k], P->s_F), lim32, &counts[C_FORCE]);
+}
+
+/* §6.2 odd tanh table, planes[seg][7] = A, B+.5, C+.5, D fused with the value rounding,
+   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). */
+static inline void tanh_unit(double z, const double *tplanes, long long nseg, double t_end, double s_th,
+                             double s_dt, double *th, double *dt) {
+    const double mag = fabs(z);
+    const double seg = floor(mag * (1.0 / 131072.0));
+    double y, q;
+    if (seg >= (double)nseg) {
+        y = t_end;
+        q = 0.0;
+    } else {
+        const double t = (mag - seg * 131072.0) * (1.0 / 131072.0);
+        const double *Q = tplanes + (long long)seg * 7;
+        double i1 = floor(Q[0] * t + Q[1]);
+        double i2 = floor(i1 * t + Q[2]);
+        y = floor(i2 * (t * s_th) + Q[3]);
+        double q1 = floor(Q[4] * t + Q[5]);
+        q = floor(q1 * (t * s_dt) + Q[6]);
+    }
+    *th = z < 0 ? -y : y;
+    *dt = q;
+}
+
+/* §6.1 after the GEMM acc = x W: z = sat(rnd(acc, fx + e_j - 22) + B_j) (zs[j] = 2^-k_j),
+   tanh, idt, shortcut (0 none, 1 identity, 2 concat, from xin rows of width nin), sat. */
+void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
+                  const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
+                  const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
+                  double *xout, double *dt, long long *counts) {
+    for (long long r = 0; r < rows; r++) {
+        const double *a = acc + r * nout, *xi = xin + r * nin;
+        double *xo = xout + r * nout, *d = dt + r * nout;
+        for (long long j = 0; j < nout; j++) {
+            const double z = sat(rnd(a[j], zs[j]) + b[j], L27, &counts[C_Z]);
+            double th, q;
+            tanh_unit(z, tplanes, nseg, t_end, s_th, s_dt, &th, &q);
+            d[j] = sat(q, L18, &counts[C_TSLOPE]);
+            double y = idt ? rnd(th * idt[j], s_idt) : th;
+            if (shortcut == 1) y += rnd(xi[j], s_sc);
+            else if (shortcut == 2) y += rnd(xi[j % nin], s_sc);
+            xo[j] = sat(y, L27, &counts[C_X]);
+        }
+    }
+}
+
+/* §7.1 before the GEMM: rnd(rnd(g_th * tanh', 16), e_j - min e) with g_th = rnd(g I, f_idt).
+   g_stride 0 broadcasts one row (the constant gradient at the final layer). */
+void nvq1_fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
+                      double s_idt, const double *dt, const double *s_col, double *out) {
+    for (long long r = 0; r < rows; r++) {
+        const double *gr = g + r * g_stride, *d = dt + r * nout;
+        double *o = out + r * nout;
+        for (long long j = 0; j < nout; j++) {
+            const double gth = idt ? rnd(gr[j] * idt[j], s_idt) : gr[j];
+            o[j] = rnd(rnd(gth * d[j], 1.0 / 65536.0), s_col[j]);
+        }
+    }
+}
+
+/* §7.1 after the GEMM: g_x = sat(rnd(acc, f_g[l+1] + min e - f_g[l]) + shortcut'(g)). */
+void nvq1_fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
+                       long long g_stride, int shortcut, double s_sc, double *out, long long *counts) {
+    for (long long r = 0; r < rows; r++) {
+        const double *a = acc + r * nin, *gr = g + r * g_stride;
+        double *o = out + r * nin;
+        for (long long k = 0; k < nin; k++) {
+            double v = rnd(a[k], s_acc);
+            if (shortcut == 1) v += rnd(gr[k], s_sc);
+            else if (shortcut == 2) v += rnd(gr[k] + gr[k + nin], s_sc);
+            o[k] = sat(v, L27, &counts[C_GFIT]);
+        }
     }
 }
 """

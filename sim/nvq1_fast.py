@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nvnmd.sim import nvq1_ckernel
 from nvnmd.sim.nvq1_model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
     SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
@@ -56,9 +57,6 @@ class FastKernel:
             np.stack([a, b + 0.5, c + 0.5, _fused(d, SHORT_SHIFT), 3 * a, 2 * b + 0.5, _fused(c, kq)], axis=2))
         ntab, ns = self.g_planes.shape[:2]
         self.ones_m1 = np.ones(M.m1)
-        self._gbuf = None
-        from nvnmd.sim import nvq1_ckernel
-
         self.clib = None if (probe or not use_c) else nvq1_ckernel.get()
         # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
         # when that already fits 18 bits after the shift, G and G' cannot saturate and the
@@ -80,8 +78,22 @@ class FastKernel:
                                     b=layer.b.astype(f), idt=None if layer.idt is None else layer.idt.astype(f)))
         self.pad = M.pad.astype(f)
         self.sel = np.asarray(M.sel, dtype=f)
+        if self.clib is not None:
+            self._setup_c()
 
     # -- helpers ------------------------------------------------------------------
+    def _g_top(self, t, rows, counts):
+        """§7.1 start: the constant gradient at the final layer's input for centre type t; a
+        clip there is counted once per atom, as the reference does."""
+        M, nl = self.M, len(self.M.layers) - 1
+        wf, ef = self.layers[-1]["w"][t][:, 0], float(self.layers[-1]["e"][t][0])
+        self.note(f"g{nl}", wf, ef)
+        once: dict[str, int] = {}
+        g = self.sat(rnd(wf, ef - M.f_g[nl]), DATA_BITS, "g", once)
+        if once:
+            counts["g"] = counts.get("g", 0) + once["g"] * rows
+        return g
+
     def note(self, site, x, frac, mask=None):
         """Probe mode: remember the largest |value| (x holds codes at `frac`)."""
         if self.probe and x.size:
@@ -103,6 +115,8 @@ class FastKernel:
         return x
 
     def compute(self, coords, types, cell, nlist, shifts):
+        if self.clib is not None:
+            return self._compute_c(coords, types, cell, nlist, shifts)
         M, fr = self.M, self.M.frac
         counts: dict[str, int] = {}
         F_h, F_Gt, F_T, F_D = fr["h"], fr["Gt"], fr["T"], fr["D"]
@@ -132,10 +146,7 @@ class FastKernel:
         n_in = np.bincount(code.reshape(-1), minlength=n * nt + 1)[: n * nt].reshape(n, nt).astype(np.float64)
         over = np.any(n_in > self.sel[None, :], axis=1)
         # §5.2 u tables
-        if self.clib is not None:
-            s, qs, h, qh = self._u_eval_c(u, ti, inr, counts)
-        else:
-            s, qs, h, qh = self._u_eval(u, ti, inr, counts)
+        s, qs, h, qh = self._u_eval(u, ti, inr, counts)
         s = self.sat(s, DATA_BITS, "s", counts, mask=inr)
         h = self.sat(h, DATA_BITS, "h", counts, mask=inr)
         # §5.3 R̃
@@ -155,16 +166,13 @@ class FastKernel:
         gt = np.where(lo_clamp, 0.0, np.where(hi_clamp, float((1 << TBITS) - 1), gt))
         tab = tj if M.type_one_side else ti[:, None] * nt + tj
         rows = tab * M.n_s + gseg
-        if self.clib is not None:
-            G, Gq = self._g_eval_c(rows, gt, inr)
-        else:
-            P = self.g_flat[rows]  # [n, K, 7, M1]
-            gtau = (gt * TSCALE)[..., None]
-            G = _horner(P[:, :, 0], gtau, P[:, :, 1])
-            G = _horner(G, gtau, P[:, :, 2])
-            G = _horner(G, gtau * 2.0**-SHORT_SHIFT, P[:, :, 3])
-            Gq = _horner(P[:, :, 4], gtau, P[:, :, 5])
-            Gq = _horner(Gq, gtau * 2.0 ** -fr["Gq"], P[:, :, 6])
+        P = self.g_flat[rows]  # [n, K, 7, M1]
+        gtau = (gt * TSCALE)[..., None]
+        G = _horner(P[:, :, 0], gtau, P[:, :, 1])
+        G = _horner(G, gtau, P[:, :, 2])
+        G = _horner(G, gtau * 2.0**-SHORT_SHIFT, P[:, :, 3])
+        Gq = _horner(P[:, :, 4], gtau, P[:, :, 5])
+        Gq = _horner(Gq, gtau * 2.0 ** -fr["Gq"], P[:, :, 6])
         if ng:
             Gq[gclamp] = 0.0
         if not self.g_in_range:
@@ -202,8 +210,7 @@ class FastKernel:
             wf, ef = Lf["w"][t][:, 0], float(Lf["e"][t][0])
             atom_e[idx] = rnd(x @ wf, fx + ef - F_E) + float(M.e_const[t])
             # §7.1 backward through the fitting net
-            self.note(f"g{nl}", wf, ef)
-            g = np.broadcast_to(self.sat(rnd(wf, ef - M.f_g[nl]), DATA_BITS, "g", counts), (idx.size, wf.size))
+            g = np.broadcast_to(self._g_top(t, idx.size, counts), (idx.size, wf.size))
             for l in range(nl - 1, -1, -1):
                 L, layer = self.layers[l], M.layers[l]
                 gth = rnd(g * L["idt"][t], layer.f_idt) if L["idt"] is not None else g
@@ -226,25 +233,158 @@ class FastKernel:
         m3 = inr[..., None]
         k_gr = fr["gT"] + F_G - fr["gR"]
         k_gg = fr["gT"] - SHORT_SHIFT + F_S - fr["gG"]
-        if self.clib is not None:
-            gR, gG_Gq = self._pair_back_c(G, Gq, R, gT, gTs, inr, k_gr, k_gg, counts)
-        else:
-            acc = np.matmul(G, gT.transpose(0, 2, 1))
-            self.note("gR", acc, fr["gT"] + F_G, m3)
-            gR = _rnd_inplace(acc, k_gr)
-            acc = np.matmul(R, gTs)
-            self.note("gG", acc, fr["gT"] - SHORT_SHIFT + F_S, m3)
-            gG = self.sat(_rnd_inplace(acc, k_gg), DATA_BITS, "gG", counts, mask=m3)
-            # Σ_m gG·G' as a BLAS matrix-vector product (exact: integer partial sums < 2^53)
-            gG_Gq = (np.multiply(gG, Gq, out=Gq).reshape(-1, m1) @ self.ones_m1).reshape(n, K)
+        acc = np.matmul(G, gT.transpose(0, 2, 1))
+        self.note("gR", acc, fr["gT"] + F_G, m3)
+        gR = _rnd_inplace(acc, k_gr)
+        acc = np.matmul(R, gTs)
+        self.note("gG", acc, fr["gT"] - SHORT_SHIFT + F_S, m3)
+        gG = self.sat(_rnd_inplace(acc, k_gg), DATA_BITS, "gG", counts, mask=m3)
+        # Σ_m gG·G' as a BLAS matrix-vector product (exact: integer partial sums < 2^53)
+        gG_Gq = (np.multiply(gG, Gq, out=Gq).reshape(-1, m1) @ self.ones_m1).reshape(n, K)
         gR = self.sat(gR, DATA_BITS, "gR", counts, mask=m3)
-        if self.clib is not None:
-            F, vir_i = self._pair_force_c(jj, r, h, qs, qh, gR, gG_Gq, inr, counts)
-        else:
-            F, vir_i = self._pair_force(jj, r, h, qs, qh, gR, gG_Gq, inr, counts)
+        F, vir_i = self._pair_force(jj, r, h, qs, qh, gR, gG_Gq, inr, counts)
         virial = -rnd(vir_i, fr["p"] + F_R18 - F_V).sum(axis=0)
         forces = self.sat(rnd(F, fr["p"] - F_F), 32, "force", counts)
         return atom_e, forces, virial, counts, int(np.count_nonzero(over))
+
+    # -- fused C path ---------------------------------------------------------------
+    def _setup_c(self):
+        """Per-image constants of the C passes: table pointers, per-layer scale vectors."""
+        ffi, _ = self.clib
+        M, fr = self.M, self.M.frac
+        F_G = fr["Gt"] - SHORT_SHIFT
+        keep = self._c_keep = []  # arrays the C structs point into
+
+        def ptr(a, ty="double *"):
+            keep.append(a)
+            return ffi.cast(ty, a.ctypes.data)
+
+        P = self._fwd = ffi.new("nvq1_fwd_params *")
+        P.nt, P.m1, P.m2, P.n_u, P.k_lo, P.n_s = M.ntypes, M.m1, M.m2, M.n_u, M.k_lo, M.n_s
+        P.type_one_side, P.u_cut, P.s0 = int(M.type_one_side), int(M.u_cut), int(M.s0)
+        P.s_R = 2.0 ** -(fr["h"] + F_COORD - F_S)
+        P.s_tg, P.s_tq = 2.0**-SHORT_SHIFT, 2.0 ** -fr["Gq"]
+        P.s_T, P.s_D = 2.0 ** -(F_S + F_G - fr["T"]), 2.0 ** -(2 * fr["T"] - fr["D"])
+        P.ups, P.uph = ptr(self.u_planes_c[0]), ptr(self.u_planes_c[1])
+        P.gplanes, P.pad, P.sel = ptr(self.g_planes), ptr(np.ascontiguousarray(self.pad)), ptr(self.sel)
+        B = self._bwd = ffi.new("nvq1_bwd_params *")
+        B.m1, B.m2 = M.m1, M.m2
+        k = dict(s_gT=M.f_g[0] + fr["T"] - fr["gT"], s_gr=fr["gT"] + F_G - fr["gR"],
+                 s_gg=fr["gT"] - SHORT_SHIFT + F_S - fr["gG"], s_gs0=fr["gG"] + fr["Gt"] - fr["Gq"] - LS - fr["gs"],
+                 s_gs1=fr["gR"] - fr["gs"], s_gh=fr["gR"] + F_COORD - fr["gh"], s_gu0=fr["gs"] + F_S - LU - fr["gu"],
+                 s_gu1=fr["gh"] + fr["h"] - LU - fr["gu"], s_f0=fr["gu"] + F_COORD - fr["p"],
+                 s_f1=fr["gR"] + fr["h"] - fr["p"], s_r18=F_COORD - F_R18, s_v=fr["p"] + F_R18 - F_V,
+                 s_F=fr["p"] - F_F)
+        for name, shift in k.items():
+            setattr(B, name, 2.0 ** -shift)
+        # fitting layers, per layer and centre type: GEMM operands and the scale vectors of §6.1/§7.1
+        self._fit = []
+        fx = fr["D"]
+        for l, (L, layer) in enumerate(zip(self.layers[:-1], M.layers[:-1])):
+            per_type = []
+            for t in range(M.ntypes):
+                e = L["e"][t]
+                emin = float(e.min())
+                per_type.append(dict(
+                    w=np.ascontiguousarray(L["w"][t]), wt=np.ascontiguousarray(L["w"][t].T),
+                    zs=ptr(np.exp2(-(fx + e - F_Z))), b=ptr(np.ascontiguousarray(L["b"][t])),
+                    idt=ffi.NULL if L["idt"] is None else ptr(np.ascontiguousarray(L["idt"][t])),
+                    s_col=ptr(np.exp2(-(e - emin))), s_acc=2.0 ** -(M.f_g[l + 1] + emin - M.f_g[l])))
+            kind = {"none": 0, "identity": 1, "concat": 2}[layer.shortcut]
+            self._fit.append(dict(types=per_type, nin=L["w"].shape[1], nout=L["w"].shape[2], kind=kind,
+                                  s_sc=2.0 ** -(fx - F_A), s_idt=2.0**-layer.f_idt,
+                                  s_gsc=2.0 ** -(M.f_g[l + 1] - M.f_g[l])))
+            fx = F_A
+        self._tplanes = ptr(self.t_planes_c)
+        self._bufs_key = None
+
+    def _buffers(self, n, K):
+        """Work arrays reused between calls of the same size (fresh multi-MB arrays cost more in
+        page faults than the arithmetic), so a kernel object must not be shared between threads."""
+        if self._bufs_key != (n, K):
+            M = self.M
+            widths = [f["nout"] for f in self._fit]
+            self._bufs = dict(
+                inr=np.empty(n * K, np.uint8), jj=np.empty(n * K, np.int64), rec=np.empty((n * K, 10)),
+                GG=np.empty((n * K, 2 * M.m1), np.float32), T=np.empty((n, 4, M.m1)),
+                X=np.empty((n, M.m1 * M.m2)), F=np.empty((n, 3)),
+                x=[np.empty((n, w)) for w in widths], dt=[np.empty((n, w)) for w in widths],
+                acc=np.empty(n * max(widths + [M.m1 * M.m2])), gz=np.empty(n * max(widths)),
+                g=[np.empty((n, self._fit[0]["nin"]))] + [np.empty((n, w)) for w in widths[:-1]])
+            self._bufs_key = (n, K)
+        return self._bufs
+
+    def _compute_c(self, coords, types, cell, nlist, shifts):
+        ffi, lib = self.clib
+        M = self.M
+        types = np.ascontiguousarray(types, dtype=np.int64)
+        coords = np.ascontiguousarray(coords, dtype=np.int64)
+        cell = np.ascontiguousarray(cell, dtype=np.int64)
+        nlist = np.ascontiguousarray(nlist, dtype=np.int32)
+        n, K = nlist.shape
+        shifts = np.ascontiguousarray(np.broadcast_to(shifts, (n, K, 3)), dtype=np.int8)
+        b = self._buffers(n, K)
+        cnt = np.zeros(len(nvq1_ckernel.SITES), dtype=np.int64)
+        dp = lambda a: ffi.cast("double *", a.ctypes.data)  # noqa: E731
+        lp = lambda a: ffi.cast("long long *", a.ctypes.data)  # noqa: E731
+        # atoms sorted by type, so each centre type's fitting net runs on one contiguous block
+        order = np.argsort(types, kind="stable")
+        pos = np.empty(n, dtype=np.int64)
+        pos[order] = np.arange(n)
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=M.ntypes))])
+        P = self._fwd
+        P.n, P.K = n, K
+        lib.nvq1_desc_fwd(P, lp(coords), lp(cell), lp(types), ffi.cast("int *", nlist.ctypes.data),
+                          ffi.cast("signed char *", shifts.ctypes.data), lp(pos),
+                          ffi.cast("unsigned char *", b["inr"].ctypes.data), lp(b["jj"]), dp(b["rec"]),
+                          ffi.cast("float *", b["GG"].ctypes.data), dp(b["T"]), dp(b["X"]), lp(cnt))
+        # §6-7.1 fitting net: GEMMs in BLAS, the elementwise steps in C
+        atom_e = np.empty(n)
+        gX = b["g"][0]
+        nl = len(self._fit)
+        Lf = self.layers[-1]
+        counts: dict[str, int] = {}
+        for t in range(M.ntypes):
+            lo, hi = int(bounds[t]), int(bounds[t + 1])
+            rows = hi - lo
+            if rows == 0:
+                continue
+            x = b["X"][lo:hi]
+            for l, fit in enumerate(self._fit):
+                L = fit["types"][t]
+                acc = np.matmul(x, L["w"], out=b["acc"][: rows * fit["nout"]].reshape(rows, fit["nout"]))
+                xo, dt = b["x"][l][lo:hi], b["dt"][l][lo:hi]
+                lib.nvq1_fit_fwd(rows, fit["nout"], fit["nin"], dp(acc), L["zs"], L["b"], self._tplanes,
+                                 self.t_planes_c.shape[0], self.t_end, 2.0 ** -(F_TANH - F_A),
+                                 2.0 ** -(F_TANH - LT - F_DT), L["idt"], fit["s_idt"], dp(x), fit["kind"],
+                                 fit["s_sc"], dp(xo), dp(dt), lp(cnt))
+                x = xo
+            wf, ef = Lf["w"][t][:, 0], float(Lf["e"][t][0])
+            atom_e[lo:hi] = rnd(x @ wf, (F_A if nl else M.frac["D"]) + ef - F_E) + float(M.e_const[t])
+            g = np.ascontiguousarray(self._g_top(t, rows, counts))
+            stride = 0
+            for l in range(nl - 1, -1, -1):
+                fit, L = self._fit[l], self._fit[l]["types"][t]
+                gz = b["gz"][: rows * fit["nout"]].reshape(rows, fit["nout"])
+                lib.nvq1_fit_bwd_pre(rows, fit["nout"], dp(g), stride, L["idt"], fit["s_idt"],
+                                     dp(b["dt"][l][lo:hi]), L["s_col"], dp(gz))
+                acc = np.matmul(gz, L["wt"], out=b["acc"][: rows * fit["nin"]].reshape(rows, fit["nin"]))
+                gn = b["g"][l][lo:hi]
+                lib.nvq1_fit_bwd_post(rows, fit["nin"], dp(acc), L["s_acc"], dp(g), stride, fit["kind"],
+                                      fit["s_gsc"], dp(gn), lp(cnt))
+                g, stride = gn, fit["nout"]
+        # §7.2-7.3
+        B = self._bwd
+        B.n, B.K = n, K
+        virial = np.empty(9)
+        lib.nvq1_desc_bwd(B, lp(pos), dp(gX), dp(b["T"]), ffi.cast("unsigned char *", b["inr"].ctypes.data),
+                          lp(b["jj"]), dp(b["rec"]), ffi.cast("float *", b["GG"].ctypes.data), dp(b["F"]),
+                          dp(virial), lp(cnt))
+        for site, c in zip(nvq1_ckernel.SITES, cnt.tolist()):
+            if c and site != "overflow":
+                counts[site] = counts.get(site, 0) + c
+        over = int(cnt[nvq1_ckernel.SITE["overflow"]])
+        return atom_e[pos], b["F"].copy(), virial.reshape(3, 3), counts, over
 
     def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
         fr = self.M.frac
@@ -273,28 +413,6 @@ class FastKernel:
         vir_i = np.matmul(r18.transpose(0, 2, 1), f)  # [n, 3, 3]: Σ r_d0 f_d1
         return F, vir_i
 
-    def _pair_force_c(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
-        ffi, lib = self.clib
-        fr, F_h, F_Gt = self.M.frac, self.M.frac["h"], self.M.frac["Gt"]
-        n, K = inr.shape
-        ks = [fr["gG"] + F_Gt - fr["Gq"] - LS - fr["gs"], fr["gR"] - fr["gs"], fr["gR"] + F_COORD - fr["gh"],
-              fr["gs"] + F_S - LU - fr["gu"], fr["gh"] + F_h - LU - fr["gu"], fr["gu"] + F_COORD - fr["p"],
-              fr["gR"] + F_h - fr["p"], F_COORD - F_R18]
-        sc = np.exp2(-np.asarray(ks, dtype=np.float64))
-        F = np.zeros((n, 3))
-        vir = np.zeros((n, 3, 3))
-        cnt = np.zeros(4, dtype=np.int64)
-        arrs = [np.ascontiguousarray(a, dtype=np.float64) for a in (r, h, qs, qh, gR, gG_Gq)]
-        flags = np.ascontiguousarray(inr, dtype=np.uint8)
-        jjc = np.ascontiguousarray(jj, dtype=np.int64)
-        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
-        lib.nvq1_pair_force(n, K, ptr(flags, "unsigned char *"), ptr(jjc, "long long *"), *(ptr(a) for a in arrs),
-                            ptr(sc), float((1 << (DATA_BITS - 1)) - 1), ptr(F), ptr(vir), ptr(cnt, "long long *"))
-        for site, c in zip(("gs", "gh", "gu", "pair_force"), cnt):
-            if c:
-                counts[site] = counts.get(site, 0) + int(c)
-        return F, vir
-
     def _u_eval(self, u, ti, inr, counts):
         M = self.M
         seg = np.floor(u * 2.0 ** -(F_U - LU))
@@ -317,70 +435,7 @@ class FastKernel:
         (s, qs), (h, qh) = vals
         return s, qs, h, qh
 
-    def _u_eval_c(self, u, ti, inr, counts):
-        ffi, lib = self.clib
-        n, K = u.shape
-        u = np.ascontiguousarray(u)
-        tis = np.ascontiguousarray(np.repeat(ti, K), dtype=np.int64)
-        flags = np.ascontiguousarray(inr, dtype=np.uint8)
-        out = np.empty((n, K, 4))
-        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
-        nclose = lib.nvq1_u_eval(u.size, ptr(u), ptr(tis, "long long *"), ptr(flags, "unsigned char *"), self.M.n_u,
-                                 self.M.k_lo, ptr(self.u_planes_c[0]), ptr(self.u_planes_c[1]), ptr(out))
-        if nclose:
-            counts["close_contact"] = counts.get("close_contact", 0) + int(nclose)
-        return out[..., 0], out[..., 1], out[..., 2], out[..., 3]
-
-    def _g_eval_c(self, rows, gt, inr):
-        """G and G' with the C loop; zeros in empty/out-of-range slots (their R̃ is 0).
-
-        The output arrays are reused between calls (fresh 5 MB arrays cost more in page faults
-        than the arithmetic), so a kernel object must not be shared between threads."""
-        ffi, lib = self.clib
-        n, K = rows.shape
-        m1 = self.M.m1
-        if self._gbuf is None or self._gbuf[0].shape != (n, K, m1):
-            self._gbuf = (np.empty((n, K, m1)), np.empty((n, K, m1)))
-        G, Gq = self._gbuf
-        r = np.ascontiguousarray(rows, dtype=np.int64)
-        tau = gt * TSCALE
-        taus = np.ascontiguousarray(np.stack([tau, tau * 2.0**-SHORT_SHIFT, tau * 2.0 ** -self.M.frac["Gq"]], axis=-1))
-        flags = np.ascontiguousarray(inr, dtype=np.uint8)
-        ptr = lambda a, ty="double *": ffi.cast(ty, a.ctypes.data)  # noqa: E731
-        lib.nvq1_g_eval(n * K, m1, ptr(r, "long long *"), ptr(taus), ptr(self.g_flat), ptr(flags, "unsigned char *"),
-                        ptr(G), ptr(Gq))
-        return G, Gq
-
-    def _pair_back_c(self, G, Gq, R, gT, gTs, inr, k_gr, k_gg, counts):
-        ffi, lib = self.clib
-        n, K, m1 = G.shape
-        flat = inr.reshape(-1)
-        slots = np.ascontiguousarray(np.nonzero(flat)[0], dtype=np.int64)
-        atoms = slots // K
-        gR = np.zeros((n, K, 4))
-        gGGq = np.zeros((n, K))
-        gT = np.ascontiguousarray(gT)
-        gTs = np.ascontiguousarray(gTs)
-        R = np.ascontiguousarray(R)
-        ptr = lambda a, ty: ffi.cast(ty, a.ctypes.data)  # noqa: E731
-        clipped = lib.nvq1_pair_back(slots.size, m1, ptr(slots, "long long *"), ptr(atoms, "long long *"),
-                                     ptr(G, "double *"), ptr(Gq, "double *"), ptr(R, "double *"), ptr(gT, "double *"),
-                                     ptr(gTs, "double *"), 2.0**-k_gr, 2.0**-k_gg, float((1 << (DATA_BITS - 1)) - 1),
-                                     ptr(gR, "double *"), ptr(gGGq, "double *"))
-        if clipped:
-            counts["gG"] = counts.get("gG", 0) + int(clipped)
-        return gR, gGGq
-
     def _tanh(self, z, counts):
-        if self.clib is not None:
-            ffi, lib = self.clib
-            z = np.ascontiguousarray(z)
-            th, dt = np.empty_like(z), np.empty_like(z)
-            ptr = lambda a: ffi.cast("double *", a.ctypes.data)  # noqa: E731
-            planes = self.t_planes_c
-            lib.nvq1_tanh(z.size, ptr(z), ptr(planes), planes.shape[0], self.t_end, 2.0 ** -(F_TANH - F_A),
-                          2.0 ** -(F_TANH - LT - F_DT), ptr(th), ptr(dt))
-            return th, self.sat(dt, W_BITS, "tanh_slope", counts)
         mag = np.abs(z)
         seg = np.floor(mag * 2.0 ** -(F_Z - LT))
         nseg = self.t_planes.shape[0]
