@@ -1,7 +1,8 @@
 """Profile "nvq1" simulator: `load(image)` -> `Nvq1Simulator` with `.compute(ComputeRequest)`.
 
 Decodes and validates the image once, then evaluates requests with the fast kernel (or the
-reference kernel, `kernel="reference"`); both follow fpga/SPEC.md bit for bit. Requests wider
+reference kernel, `kernel="reference"`, or the TensorFlow float64 kernel, `kernel="tf64"`);
+all follow fpga/SPEC.md bit for bit. Requests wider
 than the board's nlist row (MAX_NEIGHBORS) or with types the model lacks are refused.
 """
 
@@ -18,11 +19,13 @@ class Nvq1Simulator:
     profile = "nvq1"
 
     def __init__(self, model: Nvq1Model, kernel: str = "fast"):
-        from nvnmd.sim.nvq1_fast import FastKernel
-
         self.model = model
         self.kernel = kernel
-        self._fast = FastKernel(model)
+        if kernel == "tf64":  # the same datapath in TensorFlow float64, on a GPU when TF sees one
+            from nvnmd.sim.nvq1_tf import TfKernel as Kernel
+        else:
+            from nvnmd.sim.nvq1_fast import FastKernel as Kernel
+        self._fast = Kernel(model)
         self.type_map = list(model.type_map)
         self.rcut = model.rcut
         self.sel = list(model.sel)

@@ -2,8 +2,10 @@
 
     make_backend("sim", image=...)        in-process bit-accurate simulator (quantized model)
     make_backend("board", url=..., image=...)  host driver on any link URL (FPGA or virtual board)
+    make_backend("tf64", image=...)       the quantized model in TensorFlow float64 (GPU if seen), bit-identical to sim
     make_backend("deepmd", model=...)     deepmd-kit DeepPot on the float student (GPU if seen, else CPU)
-    make_backend("auto", ...)             board (if --url) > GPU deepmd > sim > CPU deepmd, and says so
+    make_backend("auto", ...)             board (if --url) > GPU (tf64 for an image, else deepmd) > sim
+                                          > CPU deepmd, and says so
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from nvnmd.errors import NvnmdError
 
 log = logging.getLogger("nvnmd")
 
-NAMES = ("auto", "sim", "board", "deepmd")
+NAMES = ("auto", "sim", "tf64", "board", "deepmd")
 
 
 def make_backend(name: str, *, image=None, model=None, url: str | None = None):
@@ -24,7 +26,11 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None):
             return make_backend("board", image=image, url=url)[0], "board: a board URL was given"
         from nvnmd.backends.deepmd import tensorflow_gpus
 
-        if model is not None and tensorflow_gpus():
+        gpus = tensorflow_gpus()
+        if gpus and image is not None:
+            backend = make_backend("tf64", image=image)[0]
+            return backend, f"tf64 on {backend.device}: quantized model on the GPU, bit-identical to the board"
+        if gpus and model is not None:
             return make_backend("deepmd", model=model)[0], "deepmd: TensorFlow sees a GPU"
         if image is not None:
             return make_backend("sim", image=image)[0], "sim: no board URL and no GPU; quantized model in the simulator"
@@ -37,6 +43,13 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None):
         from nvnmd.backends.sim import SimBackend
 
         return SimBackend(image), "sim"
+    if name == "tf64":
+        if image is None:
+            raise NvnmdError("backend tf64 needs a quantized image (.nvq); make one with `nvnmd quantize`")
+        from nvnmd.backends.tf64 import Tf64Backend
+
+        backend = Tf64Backend(image)
+        return backend, f"tf64 on {backend.device}"
     if name == "board":
         if image is None or not url:
             raise NvnmdError("backend board needs --url and a quantized image (.nvq)")

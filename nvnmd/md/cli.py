@@ -10,8 +10,10 @@ from nvnmd.errors import NvnmdError
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto", choices=["auto", "sim", "board", "deepmd"],
-                   help="evaluator: board (needs --url) > GPU deepmd > sim > CPU deepmd for auto")
+    from nvnmd.backends import NAMES
+
+    p.add_argument("--backend", default="auto", choices=NAMES,
+                   help="evaluator; auto picks board (needs --url) > GPU (tf64 for the image) > sim > CPU deepmd")
     p.add_argument("--model", help="float student (.pb); default: the embedded LGPS student")
     p.add_argument("--image", help="quantized image (.nvq); default: quantize --model into the output dir")
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
@@ -97,7 +99,7 @@ def _make(args, outdir: Path):
 
     model = args.model or str(default_student_path())
     image = None
-    if args.backend in ("sim", "board") or (args.backend == "auto"):
+    if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
     backend, why = make_backend(args.backend, image=image, model=model, url=args.url)
     print(f"backend: {why}")
