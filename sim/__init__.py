@@ -13,6 +13,7 @@ from nvnmd.errors import UnsupportedModelError
 
 PROFILES: dict[str, str] = {  # profile name -> "module:function" returning a Simulator
     "nvq1": "nvnmd.sim.nvq1:load",
+    "nvnmd-v0": "nvnmd.sim.nvnmd_v0:load",
 }
 
 

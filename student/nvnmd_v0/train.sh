@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduce the NVNMD-v0 fixture models of tests/fixtures/nvnmd_v0/ with deepmd-kit's own
+# `dp train-nvnmd` (stage s1: continuous CNN + mapping tables, stage s2: quantized QNN + wrap),
+# then copy the small result files (and a few test frames) into the fixture folders.
+# Usage: student/nvnmd_v0/train.sh [gete|lgps ...]   (default: both); work dirs under runs/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+shared=${NVNMD_SHARED:-$root/../shared}
+dp=${DP:-$root/.venv/bin/dp}
+py=${PY:-$root/.venv/bin/python}
+export OMP_NUM_THREADS=1 DP_INTRA_OP_PARALLELISM_THREADS=1 DP_INTER_OP_PARALLELISM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3
+for name in "${@:-gete lgps}"; do
+  for n in $name; do
+    work=$root/runs/nvnmd_v0/$n
+    mkdir -p "$work"
+    sed -e "s#DATA_GETE#$shared/data/gete-nvnmd#g" -e "s#DATA_LGPS#$shared/data/lgps-pbe#g" \
+        "$here/$n.json" > "$work/input.json"
+    (cd "$work" && "$dp" train-nvnmd input.json -s s1 && "$dp" train-nvnmd input.json -s s2)
+    "$py" "$here/make_fixture.py" "$n" "$work" "$root/tests/fixtures/nvnmd_v0/$n" --shared "$shared"
+  done
+done
