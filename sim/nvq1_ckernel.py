@@ -288,7 +288,9 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
 }
 
 /* §6.2 odd tanh table, planes[seg][7] = A, B+.5, C+.5, D fused with the value rounding,
-   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). */
+   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). The branch for
+   |z| >= 8 stays: most pre-activations of a trained net saturate, and the early exit beats a
+   branch-free loop with gathers by 2x. */
 static inline void tanh_unit(double z, const double *tplanes, long long nseg, double t_end, double s_th,
                              double s_dt, double *th, double *dt) {
     const double mag = fabs(z);
@@ -310,8 +312,25 @@ static inline void tanh_unit(double z, const double *tplanes, long long nseg, do
     *dt = q;
 }
 
-/* §6.1 after the GEMM acc = x W: z = sat(rnd(acc, fx + e_j - 22) + B_j) (zs[j] = 2^-k_j),
-   tanh, idt, shortcut (0 none, 1 identity, 2 concat, from xin rows of width nin), sat. */
+/* §6.1 after the GEMM acc = x W, columns j0..j1: z = sat(rnd(acc, fx + e_j - 22) + B_j)
+   (zs[j] = 2^-k_j), tanh, idt (I = 1 and s_idt = 1 for a layer without: rnd(th, 0) = th), the
+   shortcut from xs[j] when xs is not NULL, sat. */
+static inline void fit_fwd_span(long long j0, long long j1, const double *a, const double *zs, const double *b,
+                                const double *tp, long long nseg, double t_end, double s_th, double s_dt,
+                                const double *idt, double s_idt, const double *xs, double s_sc, double *xo, double *d,
+                                long long *counts) {
+    for (long long j = j0; j < j1; j++) {
+        const double z = sat(rnd(a[j], zs[j]) + b[j], L27, &counts[C_Z]);
+        double th, q;
+        tanh_unit(z, tp, nseg, t_end, s_th, s_dt, &th, &q);
+        d[j] = sat(q, L18, &counts[C_TSLOPE]);
+        double y = rnd(th * idt[j], s_idt);
+        if (xs) y += rnd(xs[j], s_sc);
+        xo[j] = sat(y, L27, &counts[C_X]);
+    }
+}
+
+/* shortcut: 0 none, 1 identity (x of the same width), 2 concat ([x, x], double width) */
 void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
                   const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
                   const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
@@ -319,15 +338,13 @@ void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *a
     for (long long r = 0; r < rows; r++) {
         const double *a = acc + r * nout, *xi = xin + r * nin;
         double *xo = xout + r * nout, *d = dt + r * nout;
-        for (long long j = 0; j < nout; j++) {
-            const double z = sat(rnd(a[j], zs[j]) + b[j], L27, &counts[C_Z]);
-            double th, q;
-            tanh_unit(z, tplanes, nseg, t_end, s_th, s_dt, &th, &q);
-            d[j] = sat(q, L18, &counts[C_TSLOPE]);
-            double y = idt ? rnd(th * idt[j], s_idt) : th;
-            if (shortcut == 1) y += rnd(xi[j], s_sc);
-            else if (shortcut == 2) y += rnd(xi[j % nin], s_sc);
-            xo[j] = sat(y, L27, &counts[C_X]);
+        if (shortcut == 2) {  /* [x, x]: column j >= nin repeats x[j - nin] */
+            fit_fwd_span(0, nin, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, xi, s_sc, xo, d, counts);
+            fit_fwd_span(nin, nout, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, xi - nin, s_sc, xo, d,
+                         counts);
+        } else {
+            fit_fwd_span(0, nout, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, shortcut == 1 ? xi : 0,
+                         s_sc, xo, d, counts);
         }
     }
 }

@@ -288,31 +288,86 @@ class FastKernel:
                 per_type.append(dict(
                     w=np.ascontiguousarray(L["w"][t]), wt=np.ascontiguousarray(L["w"][t].T),
                     zs=ptr(np.exp2(-(fx + e - F_Z))), b=ptr(np.ascontiguousarray(L["b"][t])),
-                    idt=ffi.NULL if L["idt"] is None else ptr(np.ascontiguousarray(L["idt"][t])),
+                    idt=ptr(np.ones(L["w"].shape[2]) if L["idt"] is None else np.ascontiguousarray(L["idt"][t])),
                     s_col=ptr(np.exp2(-(e - emin))), s_acc=2.0 ** -(M.f_g[l + 1] + emin - M.f_g[l])))
             kind = {"none": 0, "identity": 1, "concat": 2}[layer.shortcut]
             self._fit.append(dict(types=per_type, nin=L["w"].shape[1], nout=L["w"].shape[2], kind=kind,
-                                  s_sc=2.0 ** -(fx - F_A), s_idt=2.0**-layer.f_idt,
+                                  s_sc=2.0 ** -(fx - F_A), s_idt=1.0 if L["idt"] is None else 2.0**-layer.f_idt,
                                   s_gsc=2.0 ** -(M.f_g[l + 1] - M.f_g[l])))
             fx = F_A
         self._tplanes = ptr(self.t_planes_c)
-        self._bufs_key = None
+        # §7.1 start per centre type: the constant gradient at the final layer's input, and its
+        # clip count (charged once per atom of that type, as in the reference)
+        self._g_top_c = []
+        for t in range(M.ntypes):
+            once: dict[str, int] = {}
+            g = np.ascontiguousarray(self._g_top(t, 1, once))
+            self._g_top_c.append((ptr(g), once.get("g", 0)))
+        self._plan_key = None
 
-    def _buffers(self, n, K):
-        """Work arrays reused between calls of the same size (fresh multi-MB arrays cost more in
-        page faults than the arithmetic), so a kernel object must not be shared between threads."""
-        if self._bufs_key != (n, K):
-            M = self.M
-            widths = [f["nout"] for f in self._fit]
-            self._bufs = dict(
-                inr=np.empty(n * K, np.uint8), jj=np.empty(n * K, np.int64), rec=np.empty((n * K, 10)),
-                GG=np.empty((n * K, 2 * M.m1), np.float32), T=np.empty((n, 4, M.m1)),
-                X=np.empty((n, M.m1 * M.m2)), F=np.empty((n, 3)),
-                x=[np.empty((n, w)) for w in widths], dt=[np.empty((n, w)) for w in widths],
-                acc=np.empty(n * max(widths + [M.m1 * M.m2])), gz=np.empty(n * max(widths)),
-                g=[np.empty((n, self._fit[0]["nin"]))] + [np.empty((n, w)) for w in widths[:-1]])
-            self._bufs_key = (n, K)
-        return self._bufs
+    def _plan(self, n, K, bounds):
+        """Work arrays and prepared C arguments for one (atoms, slots, atoms per type) shape.
+
+        Reused between calls (fresh multi-MB arrays cost more in page faults than the
+        arithmetic, and preparing ~200 pointers costs as much as a C pass), so a kernel object
+        must not be shared between threads."""
+        key = (n, K, bounds)
+        if self._plan_key == key:
+            return self._plan_val
+        ffi, lib = self.clib
+        M = self.M
+        keep = []
+
+        def ptr(a, ty="double *"):
+            keep.append(a)
+            return ffi.cast(ty, a.ctypes.data)
+
+        widths = [f["nout"] for f in self._fit]
+        pl = dict(keep=keep, inr=np.empty(n * K, np.uint8), jj=np.empty(n * K, np.int64), rec=np.empty((n * K, 10)),
+                  GG=np.empty((n * K, 2 * M.m1), np.float32), T=np.empty((n, 4, M.m1)), X=np.empty((n, M.m1 * M.m2)),
+                  F=np.empty((n, 3)), virial=np.empty((3, 3)), cnt=np.zeros(len(nvq1_ckernel.SITES), np.int64),
+                  pos=np.empty(n, np.int64), atom_e=np.empty(n))
+        x = [pl["X"]] + [np.empty((n, w)) for w in widths]
+        dt = [np.empty((n, w)) for w in widths]
+        g = [np.empty((n, self._fit[0]["nin"]))] + [np.empty((n, w)) for w in widths[:-1]]
+        acc_flat, gz_flat = np.empty(n * max(widths + [M.m1 * M.m2])), np.empty(n * max(widths))
+        cnt = ptr(pl["cnt"], "long long *")
+        per_type = []
+        for t in range(M.ntypes):
+            lo, hi = bounds[t], bounds[t + 1]
+            rows = hi - lo
+            if rows == 0:
+                continue
+            fwd, bwd = [], []
+            for l, fit in enumerate(self._fit):
+                L = fit["types"][t]
+                acc = acc_flat[: rows * fit["nout"]].reshape(rows, fit["nout"])
+                xi, xo, d = x[l][lo:hi], x[l + 1][lo:hi], dt[l][lo:hi]
+                fwd.append((xi, L["w"], acc, (
+                    rows, fit["nout"], fit["nin"], ptr(acc), L["zs"], L["b"], self._tplanes, self.t_planes.shape[0],
+                    self.t_end, 2.0 ** -(F_TANH - F_A), 2.0 ** -(F_TANH - LT - F_DT), L["idt"], fit["s_idt"], ptr(xi),
+                    fit["kind"], fit["s_sc"], ptr(xo), ptr(d), cnt)))
+            gp, stride = self._g_top_c[t][0], 0
+            for l in range(len(self._fit) - 1, -1, -1):
+                fit, L = self._fit[l], self._fit[l]["types"][t]
+                gz = gz_flat[: rows * fit["nout"]].reshape(rows, fit["nout"])
+                acc = acc_flat[: rows * fit["nin"]].reshape(rows, fit["nin"])
+                gn = g[l][lo:hi]
+                bwd.append(((rows, fit["nout"], gp, stride, L["idt"], fit["s_idt"], ptr(dt[l][lo:hi]), L["s_col"],
+                             ptr(gz)), gz, L["wt"], acc,
+                            (rows, fit["nin"], ptr(acc), L["s_acc"], gp, stride, fit["kind"], fit["s_gsc"], ptr(gn),
+                             cnt)))
+                gp, stride = ptr(gn), fit["nout"]
+            per_type.append((t, lo, hi, fwd, x[-1][lo:hi], bwd))
+        pl["per_type"] = per_type
+        pl["fwd_args"] = (self._fwd, None, None, None, None, None, ptr(pl["pos"], "long long *"),
+                          ptr(pl["inr"], "unsigned char *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
+                          ptr(pl["GG"], "float *"), ptr(pl["T"]), ptr(pl["X"]), cnt)
+        pl["bwd_args"] = (self._bwd, ptr(pl["pos"], "long long *"), ptr(g[0]), ptr(pl["T"]),
+                          ptr(pl["inr"], "unsigned char *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
+                          ptr(pl["GG"], "float *"), ptr(pl["F"]), ptr(pl["virial"]), cnt)
+        self._plan_key, self._plan_val = key, pl
+        return pl
 
     def _compute_c(self, coords, types, cell, nlist, shifts):
         ffi, lib = self.clib
@@ -323,68 +378,44 @@ class FastKernel:
         nlist = np.ascontiguousarray(nlist, dtype=np.int32)
         n, K = nlist.shape
         shifts = np.ascontiguousarray(np.broadcast_to(shifts, (n, K, 3)), dtype=np.int8)
-        b = self._buffers(n, K)
-        cnt = np.zeros(len(nvq1_ckernel.SITES), dtype=np.int64)
-        dp = lambda a: ffi.cast("double *", a.ctypes.data)  # noqa: E731
-        lp = lambda a: ffi.cast("long long *", a.ctypes.data)  # noqa: E731
         # atoms sorted by type, so each centre type's fitting net runs on one contiguous block
-        order = np.argsort(types, kind="stable")
-        pos = np.empty(n, dtype=np.int64)
-        pos[order] = np.arange(n)
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=M.ntypes))])
+        per = np.bincount(types, minlength=M.ntypes)
+        pl = self._plan(n, K, (0, *np.cumsum(per).tolist()))
+        pos = pl["pos"]
+        pos[np.argsort(types, kind="stable")] = np.arange(n)
+        cnt = pl["cnt"]
+        cnt[:] = 0
         P = self._fwd
         P.n, P.K = n, K
-        lib.nvq1_desc_fwd(P, lp(coords), lp(cell), lp(types), ffi.cast("int *", nlist.ctypes.data),
-                          ffi.cast("signed char *", shifts.ctypes.data), lp(pos),
-                          ffi.cast("unsigned char *", b["inr"].ctypes.data), lp(b["jj"]), dp(b["rec"]),
-                          ffi.cast("float *", b["GG"].ctypes.data), dp(b["T"]), dp(b["X"]), lp(cnt))
-        # §6-7.1 fitting net: GEMMs in BLAS, the elementwise steps in C
-        atom_e = np.empty(n)
-        gX = b["g"][0]
-        nl = len(self._fit)
-        Lf = self.layers[-1]
+        a = pl["fwd_args"]
+        lib.nvq1_desc_fwd(a[0], ffi.cast("long long *", coords.ctypes.data), ffi.cast("long long *", cell.ctypes.data),
+                          ffi.cast("long long *", types.ctypes.data), ffi.cast("int *", nlist.ctypes.data),
+                          ffi.cast("signed char *", shifts.ctypes.data), *a[6:])
+        # §6-7.1 fitting net per centre type: GEMMs in BLAS, the elementwise steps in C
         counts: dict[str, int] = {}
-        for t in range(M.ntypes):
-            lo, hi = int(bounds[t]), int(bounds[t + 1])
-            rows = hi - lo
-            if rows == 0:
-                continue
-            x = b["X"][lo:hi]
-            for l, fit in enumerate(self._fit):
-                L = fit["types"][t]
-                acc = np.matmul(x, L["w"], out=b["acc"][: rows * fit["nout"]].reshape(rows, fit["nout"]))
-                xo, dt = b["x"][l][lo:hi], b["dt"][l][lo:hi]
-                lib.nvq1_fit_fwd(rows, fit["nout"], fit["nin"], dp(acc), L["zs"], L["b"], self._tplanes,
-                                 self.t_planes_c.shape[0], self.t_end, 2.0 ** -(F_TANH - F_A),
-                                 2.0 ** -(F_TANH - LT - F_DT), L["idt"], fit["s_idt"], dp(x), fit["kind"],
-                                 fit["s_sc"], dp(xo), dp(dt), lp(cnt))
-                x = xo
-            wf, ef = Lf["w"][t][:, 0], float(Lf["e"][t][0])
-            atom_e[lo:hi] = rnd(x @ wf, (F_A if nl else M.frac["D"]) + ef - F_E) + float(M.e_const[t])
-            g = np.ascontiguousarray(self._g_top(t, rows, counts))
-            stride = 0
-            for l in range(nl - 1, -1, -1):
-                fit, L = self._fit[l], self._fit[l]["types"][t]
-                gz = b["gz"][: rows * fit["nout"]].reshape(rows, fit["nout"])
-                lib.nvq1_fit_bwd_pre(rows, fit["nout"], dp(g), stride, L["idt"], fit["s_idt"],
-                                     dp(b["dt"][l][lo:hi]), L["s_col"], dp(gz))
-                acc = np.matmul(gz, L["wt"], out=b["acc"][: rows * fit["nin"]].reshape(rows, fit["nin"]))
-                gn = b["g"][l][lo:hi]
-                lib.nvq1_fit_bwd_post(rows, fit["nin"], dp(acc), L["s_acc"], dp(g), stride, fit["kind"],
-                                      fit["s_gsc"], dp(gn), lp(cnt))
-                g, stride = gn, fit["nout"]
+        atom_e = pl["atom_e"]
+        final = self.layers[-1]
+        f_x = F_A if self._fit else M.frac["D"]
+        for t, lo, hi, fwd, x_last, bwd in pl["per_type"]:
+            for x, w, acc, args in fwd:
+                np.matmul(x, w, out=acc)
+                lib.nvq1_fit_fwd(*args)
+            atom_e[lo:hi] = rnd(x_last @ final["w"][t][:, 0], f_x + float(final["e"][t][0]) - F_E) + float(M.e_const[t])
+            if self._g_top_c[t][1]:
+                counts["g"] = counts.get("g", 0) + self._g_top_c[t][1] * (hi - lo)
+            for pre, gz, wt, acc, post in bwd:
+                lib.nvq1_fit_bwd_pre(*pre)
+                np.matmul(gz, wt, out=acc)
+                lib.nvq1_fit_bwd_post(*post)
         # §7.2-7.3
         B = self._bwd
         B.n, B.K = n, K
-        virial = np.empty(9)
-        lib.nvq1_desc_bwd(B, lp(pos), dp(gX), dp(b["T"]), ffi.cast("unsigned char *", b["inr"].ctypes.data),
-                          lp(b["jj"]), dp(b["rec"]), ffi.cast("float *", b["GG"].ctypes.data), dp(b["F"]),
-                          dp(virial), lp(cnt))
+        lib.nvq1_desc_bwd(*pl["bwd_args"])
         for site, c in zip(nvq1_ckernel.SITES, cnt.tolist()):
             if c and site != "overflow":
                 counts[site] = counts.get(site, 0) + c
         over = int(cnt[nvq1_ckernel.SITE["overflow"]])
-        return atom_e[pos], b["F"].copy(), virial.reshape(3, 3), counts, over
+        return atom_e[pos], pl["F"].copy(), pl["virial"].copy(), counts, over
 
     def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
         fr = self.M.frac
