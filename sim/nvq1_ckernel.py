@@ -32,7 +32,7 @@ SITE = {name: k for k, name in enumerate(SITES)}
 CDEF = """
 typedef struct {
     long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
-    double s_R, s_tg, s_tq, s_T, s_D;
+    double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
     const double *ups, *uph, *gplanes, *pad, *sel;
 } nvq1_fwd_params;
 void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
@@ -75,7 +75,7 @@ static inline double sat(double x, double lim, long long *c) {
 
 typedef struct {
     long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
-    double s_R, s_tg, s_tq, s_T, s_D;
+    double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
     const double *ups, *uph, *gplanes, *pad, *sel;
 } nvq1_fwd_params;
 
@@ -91,7 +91,7 @@ static inline void cubic6(const double *Q, double t, double *y, double *q) {
 
 /* §5.1-5.6 for every atom. Outputs per slot p = i*K + k: inr[p], jj[p], rec[p*REC..], and
    GG[p*2*m1..] = G[m1] then G'[m1] (18-bit integers, exact in float32; zero-free slots are not
-   written). T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
+   written). gplanes[row][4][m1] = A, B+.5, C+.5, D fused with the 9-bit rounding. T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
 void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
                    const int *nlist, const signed char *shifts, const long long *pos, unsigned char *inr,
                    long long *jj, double *rec, float *GG, double *T, double *X, long long *counts) {
@@ -152,7 +152,9 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             else if (gseg >= (double)P->n_s) { gseg = (double)(P->n_s - 1); gt = 131071.0; clamp = 1; }
             if (clamp) counts[C_GRANGE]++;
             const long long tab = P->type_one_side ? tj : ti * nt + tj;
-            const double *restrict Q = P->gplanes + (tab * P->n_s + (long long)gseg) * 7 * m1;
+            /* planes A, B+.5, C+.5, D fused with >>9; the slope's 3A, 2B+.5 and C fused with >>Gq are
+               derived exactly (small integers and powers of two), halving the table traffic */
+            const double *restrict Q = P->gplanes + (tab * P->n_s + (long long)gseg) * 4 * m1;
             const double t = gt * (1.0 / 131072.0), tg = t * P->s_tg, tq = t * P->s_tq;
             float *restrict Go = GG + 2 * m1 * p, *restrict Gqo = Go + m1;
             double gv[64], qv[64];
@@ -160,8 +162,8 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
                 double i1 = floor(Q[m] * t + Q[m1 + m]);
                 double i2 = floor(i1 * t + Q[2 * m1 + m]);
                 gv[m] = floor(i2 * tg + Q[3 * m1 + m]);
-                double q1 = floor(Q[4 * m1 + m] * t + Q[5 * m1 + m]);
-                qv[m] = floor(q1 * tq + Q[6 * m1 + m]);
+                double q1 = floor(3.0 * Q[m] * t + (2.0 * Q[m1 + m] - 0.5));
+                qv[m] = floor(q1 * tq + (Q[2 * m1 + m] + P->c9_off) * P->c9_sc);
             }
             if (clamp)
                 for (long long m = 0; m < m1; m++) qv[m] = 0.0;

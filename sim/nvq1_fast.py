@@ -266,7 +266,11 @@ class FastKernel:
         P.s_tg, P.s_tq = 2.0**-SHORT_SHIFT, 2.0 ** -fr["Gq"]
         P.s_T, P.s_D = 2.0 ** -(F_S + F_G - fr["T"]), 2.0 ** -(2 * fr["T"] - fr["D"])
         P.ups, P.uph = ptr(self.u_planes_c[0]), ptr(self.u_planes_c[1])
-        P.gplanes, P.pad, P.sel = ptr(self.g_planes), ptr(np.ascontiguousarray(self.pad)), ptr(self.sel)
+        # G planes A, B+.5, C+.5, D9; the C pass derives 3A, 2B+.5 and C9 = (C+.5 + c9_off)·c9_sc,
+        # the same values as _fused(C, Gq)
+        P.gplanes = ptr(np.ascontiguousarray(self.g_planes[:, :, :4]))
+        P.c9_off, P.c9_sc = (2.0 ** (fr["Gq"] - 1), 2.0 ** -fr["Gq"]) if fr["Gq"] > 0 else (0.0, 1.0)
+        P.pad, P.sel = ptr(np.ascontiguousarray(self.pad)), ptr(self.sel)
         B = self._bwd = ffi.new("nvq1_bwd_params *")
         B.m1, B.m2 = M.m1, M.m2
         k = dict(s_gT=M.f_g[0] + fr["T"] - fr["gT"], s_gr=fr["gT"] + F_G - fr["gR"],
