@@ -12,8 +12,7 @@ integers, and the only rounding, floor(x·2^-k + 0.5), is the same `tf.floor`.
 The cubic planes fold the rounding constants in the same way as the fast kernel (its module
 docstring: rnd(a·t)+b = floor(a·t·2^-17 + b + 0.5), roundings after a cubic fused into its
 last step); they are rebuilt here from the model so this kernel does not depend on the fast
-kernel's internals. Saturation of G/G' is always applied (the fast kernel skips it when a
-table bound proves it cannot happen, which yields the same values and zero counts).
+kernel's internals.
 
 The kernel builds its own graph once (placeholders with free atom and slot dimensions, so
 every atom count and neighbour-row width reuses it) and runs it in its own session: that works
@@ -113,6 +112,12 @@ class TfKernel:
         a, b, c, d = (v.astype(f) for v in hermite_coefficients(M.g_tab[:, 0], M.g_tab[:, 1], axis=1))
         g_planes = [a, b + 0.5, c + 0.5, _fused(d, SHORT_SHIFT), 3 * a, 2 * b + 0.5, _fused(c, fr["Gq"])]
         self.g_planes = [const(p.reshape(-1, M.m1)) for p in g_planes]
+        # G and G' cannot leave 18 bits when the table's cubic bound says so (|y| ≤ |a|+|b|+|c|+|d|+3,
+        # one unit per rounding); then the clips are provably no-ops and are left out of the graph.
+        lim = float((1 << (W_BITS - 1)) - 1)
+        bound_g = (np.abs(a) + np.abs(b) + np.abs(c) + np.abs(d) + 3) * 2.0**-SHORT_SHIFT + 1
+        bound_q = (3 * np.abs(a) + 2 * np.abs(b) + np.abs(c) + 2) * 2.0 ** -fr["Gq"] + 1
+        self.g_in_range = bool(bound_g.max() <= lim and bound_q.max() <= lim)
         # tanh: value rounded F_TANH -> F_A and slope rounded to F_DT fused in the last step
         a, b, c, d = (v.astype(f) for v in hermite_coefficients(M.tanh_tab[0], M.tanh_tab[1], axis=0))
         kv, kq = F_TANH - F_A, F_TANH - LT - F_DT
@@ -234,8 +239,9 @@ class TfKernel:
         G = tf.floor(G * (gtau * _scale(SHORT_SHIFT)) + P[3])
         Gq = tf.floor(P[4] * gtau + P[5])
         Gq = tf.floor(Gq * (gtau * _scale(fr["Gq"])) + P[6])
-        G = sat(G, W_BITS, "G", m3)
-        Gq = sat(Gq, W_BITS, "G_slope", m3)
+        if not self.g_in_range:
+            G = sat(G, W_BITS, "G", m3)
+            Gq = sat(Gq, W_BITS, "G_slope", m3)
         Gq = tf.where(gclamp[..., None], tf.zeros_like(Gq), Gq)  # after the clip, as the reference
         # §5.5 T accumulation with the padded-slot constants
         t_acc = tf.linalg.matmul(R, G, transpose_a=True)  # [n, 4, M1]
