@@ -36,14 +36,14 @@ typedef struct {
     const double *ups, *uph, *gplanes, *pad, *sel;
 } nvq1_fwd_params;
 void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
-                   const int *nlist, const signed char *shifts, const long long *pos, unsigned char *inr,
+                   const int *nlist, const signed char *shifts, const long long *pos, long long *nk,
                    long long *jj, double *rec, float *GG, double *T, double *X, long long *counts);
 typedef struct {
     long long n, K, m1, m2;
     double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
 } nvq1_bwd_params;
 void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
-                   const unsigned char *inr, const long long *jj, const double *rec, const float *GG,
+                   const long long *nk, const long long *jj, const double *rec, const float *GG,
                    double *F, double *virial, long long *counts);
 void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
                   const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
@@ -64,9 +64,11 @@ enum { C_S, C_H, C_R, C_G, C_GQ, C_GRANGE, C_CLOSE, C_T, C_D, C_OVER, C_Z, C_TSL
 #define L27 67108863.0   /* 2^26 - 1 */
 #define L18 131071.0     /* 2^17 - 1 */
 #define R_LIM 8388608LL  /* 2^23: |r_d| < 8 Å at 20 fraction bits */
-#define REC 10           /* per-slot record: r0 r1 r2 h qs qh R0 R1 R2 R3 */
+#define REC 10           /* per-slot record fields: r0 r1 r2 h qs qh R0 R1 R2 R3 */
 
 static inline double rnd(double x, double s) { return floor(x * s + 0.5); }
+/* clip to [-lim-1, lim] (ternaries, not fmin/fmax: those keep NaN rules and do not vectorise) */
+static inline double clip(double x, double lim) { return x > lim ? lim : (x < -lim - 1 ? -lim - 1 : x); }
 static inline double sat(double x, double lim, long long *c) {
     if (x > lim) { (*c)++; return lim; }
     if (x < -lim - 1) { (*c)++; return -lim - 1; }
@@ -89,11 +91,13 @@ static inline void cubic6(const double *Q, double t, double *y, double *q) {
     *q = floor(q1 * t + Q[2]);
 }
 
-/* §5.1-5.6 for every atom. Outputs per slot p = i*K + k: inr[p], jj[p], rec[p*REC..], and
-   GG[p*2*m1..] = G[m1] then G'[m1] (18-bit integers, exact in float32; zero-free slots are not
-   written). gplanes[row][4][m1] = A, B+.5, C+.5, D fused with the 9-bit rounding. T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
+/* §5.1-5.6 for every atom. The in-range slots of atom i are stored compactly, c = 0..nk[i)-1
+   at p = i*K + c: jj[p], the record field f at rec[(i*REC + f)*K + c] (per atom, field-major, so
+   the backward pass vectorises over slots), and GG[p*2*m1..] = G[m1] then G'[m1] (18-bit
+   integers, exact in float32). gplanes[row][4][m1] = A, B+.5, C+.5, D fused with the 9-bit
+   rounding. Also T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
 void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
-                   const int *nlist, const signed char *shifts, const long long *pos, unsigned char *inr,
+                   const int *nlist, const signed char *shifts, const long long *pos, long long *nk,
                    long long *jj, double *rec, float *GG, double *T, double *X, long long *counts) {
     const long long n = P->n, K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
     double tacc[4 * 64];
@@ -102,13 +106,12 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
         const long long ti = types[i];
         memset(tacc, 0, sizeof(double) * 4 * m1);
         for (int t = 0; t < nt; t++) nin[t] = 0;
+        long long c = 0;
+        double *qi = rec + REC * K * i;
         for (long long k = 0; k < K; k++) {
-            const long long p = i * K + k;
-            const long long j = nlist[p];
-            inr[p] = 0;
-            jj[p] = 0;
+            const long long j = nlist[i * K + k];
             if (j < 0) continue;
-            const signed char *sh = shifts + 3 * p;
+            const signed char *sh = shifts + 3 * (i * K + k);
             long long r[3];
             int far = 0;
             for (int d = 0; d < 3; d++) {
@@ -118,7 +121,7 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             if (far) continue;
             const long long u = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
             if (u >= P->u_cut) continue;
-            inr[p] = 1;
+            const long long p = i * K + c;
             jj[p] = j;
             const long long tj = types[j];
             nin[tj]++;
@@ -134,15 +137,15 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             if (close) { qs = 0.0; qh = 0.0; }
             s = sat(s, L27, &counts[C_S]);
             h = sat(h, L27, &counts[C_H]);
-            double *q = rec + REC * p;
             double R[4];
             R[0] = s;
             for (int d = 0; d < 3; d++) {
-                q[d] = (double)r[d];
-                R[1 + d] = sat(rnd(h * q[d], P->s_R), L27, &counts[C_R]);
+                qi[d * K + c] = (double)r[d];
+                R[1 + d] = sat(rnd(h * (double)r[d], P->s_R), L27, &counts[C_R]);
             }
-            q[3] = h; q[4] = qs; q[5] = qh;
-            q[6] = R[0]; q[7] = R[1]; q[8] = R[2]; q[9] = R[3];
+            qi[3 * K + c] = h; qi[4 * K + c] = qs; qi[5 * K + c] = qh;
+            for (int a = 0; a < 4; a++) qi[(6 + a) * K + c] = R[a];
+            c++;
             /* §5.4: x = s - s0 (s0 a multiple of 2^17), 17-bit offset, clamps outside the grid */
             const double x = s - (double)P->s0;
             double gseg = floor(x * (1.0 / 131072.0));
@@ -188,6 +191,7 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             counts[C_G] += cg;
             counts[C_GQ] += cq;
         }
+        nk[i] = c;
         /* §5.5 padding constants; §5.1 overflow atoms */
         int over = 0;
         for (long long tj = 0; tj < nt; tj++) {
@@ -217,13 +221,16 @@ typedef struct {
     double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
 } nvq1_bwd_params;
 
-/* §7.2-7.3 for every atom: gT from gD = gX[pos[i]] and T[i], then every in-range slot.
+/* §7.2-7.3 for every atom: gT from gD = gX[pos[i]] and T[i], then its in-range slots (compact,
+   as nvq1_desc_fwd stored them): first the M1-channel sums per slot, then the scalar chain
+   gR̃ -> gs, gh -> gu -> f vectorised across the slots, then the scatter into F and the virial.
    F (n x 3) and virial (9) are outputs (F rounded to FORCE, virial at VIRIAL). */
 void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
-                   const unsigned char *inr, const long long *jj, const double *rec, const float *GG,
+                   const long long *nk, const long long *jj, const double *rec, const float *GG,
                    double *F, double *virial, long long *counts) {
     const long long n = P->n, K = P->K, m1 = P->m1, m2 = P->m2;
     double gT[4 * 64], gTs[4 * 64], gg[64];
+    double A0[256], A1[256], A2[256], A3[256], SG[256], f0[256], f1[256], f2[256];
     memset(F, 0, sizeof(double) * 3 * n);
     for (int d = 0; d < 9; d++) virial[d] = 0.0;
     for (long long i = 0; i < n; i++) {
@@ -240,12 +247,13 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
                 gTs[a * m1 + m] = sat(rnd(v, 1.0 / 512.0), L18, &counts[C_GT18]);
             }
         }
-        double vir[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-        for (long long k = 0; k < K; k++) {
-            const long long p = i * K + k;
-            if (!inr[p]) continue;
-            const double *q = rec + REC * p;
-            const float *restrict G = GG + 2 * m1 * p, *restrict Gq = G + m1;
+        const long long nc = nk[i];
+        const double *q = rec + REC * K * i;
+        const double *r0 = q, *r1 = q + K, *r2 = q + 2 * K, *hh = q + 3 * K, *qs = q + 4 * K, *qh = q + 5 * K;
+        long long cgg = 0;
+        for (long long c = 0; c < nc; c++) {
+            const float *restrict G = GG + 2 * m1 * (i * K + c), *restrict Gq = G + m1;
+            const double R0 = q[6 * K + c], R1 = q[7 * K + c], R2 = q[8 * K + c], R3 = q[9 * K + c];
             double a0 = 0, a1 = 0, a2 = 0, a3 = 0, sg = 0;
             for (long long m = 0; m < m1; m++) {
                 const double g = G[m];
@@ -253,37 +261,60 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
                 a1 += gT[m1 + m] * g;
                 a2 += gT[2 * m1 + m] * g;
                 a3 += gT[3 * m1 + m] * g;
-                gg[m] = rnd(gTs[m] * q[6] + gTs[m1 + m] * q[7] + gTs[2 * m1 + m] * q[8] + gTs[3 * m1 + m] * q[9],
-                            P->s_gg);
+                gg[m] = rnd(gTs[m] * R0 + gTs[m1 + m] * R1 + gTs[2 * m1 + m] * R2 + gTs[3 * m1 + m] * R3, P->s_gg);
             }
-            long long cg = 0;
             for (long long m = 0; m < m1; m++) {
-                double v = gg[m];
-                cg += (v > L27) | (v < -L27 - 1);
-                v = v > L27 ? L27 : (v < -L27 - 1 ? -L27 - 1 : v);
-                sg += v * (double)Gq[m];
+                const double v = gg[m];
+                cgg += (v > L27) | (v < -L27 - 1);
+                sg += clip(v, L27) * (double)Gq[m];
             }
-            counts[C_GG] += cg;
-            const double gR0 = sat(rnd(a0, P->s_gr), L27, &counts[C_GR]);
-            const double gR1 = sat(rnd(a1, P->s_gr), L27, &counts[C_GR]);
-            const double gR2 = sat(rnd(a2, P->s_gr), L27, &counts[C_GR]);
-            const double gR3 = sat(rnd(a3, P->s_gr), L27, &counts[C_GR]);
-            const double gs = sat(rnd(sg, P->s_gs0) + rnd(gR0, P->s_gs1), L27, &counts[C_GS]);
-            const double gh = sat(rnd(gR1 * q[0] + gR2 * q[1] + gR3 * q[2], P->s_gh), L27, &counts[C_GH]);
-            const double gu = sat(rnd(gs * q[4], P->s_gu0) + rnd(gh * q[5], P->s_gu1), L27, &counts[C_GU]);
-            const double gRd[3] = {gR1, gR2, gR3};
-            double f[3], r18[3];
-            const long long j = jj[p];
-            for (int d = 0; d < 3; d++) {
-                f[d] = sat(rnd(2.0 * gu * q[d], P->s_f0) + rnd(gRd[d] * q[3], P->s_f1), L27, &counts[C_PF]);
-                r18[d] = rnd(q[d], P->s_r18);
-                F[3 * i + d] += f[d];
-                F[3 * j + d] -= f[d];
-            }
-            for (int d0 = 0; d0 < 3; d0++)
-                for (int d1 = 0; d1 < 3; d1++) vir[3 * d0 + d1] += r18[d0] * f[d1];
+            A0[c] = a0; A1[c] = a1; A2[c] = a2; A3[c] = a3; SG[c] = sg;
         }
-        for (int d = 0; d < 9; d++) virial[d] -= rnd(vir[d], P->s_v);
+        counts[C_GG] += cgg;
+        long long cr = 0, cs = 0, ch = 0, cu = 0, cf = 0;
+        for (long long c = 0; c < nc; c++) {
+            double gR0 = rnd(A0[c], P->s_gr), gR1 = rnd(A1[c], P->s_gr), gR2 = rnd(A2[c], P->s_gr),
+                   gR3 = rnd(A3[c], P->s_gr);
+            cr += ((gR0 > L27) | (gR0 < -L27 - 1)) + ((gR1 > L27) | (gR1 < -L27 - 1))
+                  + ((gR2 > L27) | (gR2 < -L27 - 1)) + ((gR3 > L27) | (gR3 < -L27 - 1));
+            gR0 = clip(gR0, L27);
+            gR1 = clip(gR1, L27);
+            gR2 = clip(gR2, L27);
+            gR3 = clip(gR3, L27);
+            double gs = rnd(SG[c], P->s_gs0) + rnd(gR0, P->s_gs1);
+            cs += (gs > L27) | (gs < -L27 - 1);
+            gs = clip(gs, L27);
+            double gh = rnd(gR1 * r0[c] + gR2 * r1[c] + gR3 * r2[c], P->s_gh);
+            ch += (gh > L27) | (gh < -L27 - 1);
+            gh = clip(gh, L27);
+            double gu = rnd(gs * qs[c], P->s_gu0) + rnd(gh * qh[c], P->s_gu1);
+            cu += (gu > L27) | (gu < -L27 - 1);
+            gu = clip(gu, L27);
+            double x0 = rnd(2.0 * gu * r0[c], P->s_f0) + rnd(gR1 * hh[c], P->s_f1);
+            double x1 = rnd(2.0 * gu * r1[c], P->s_f0) + rnd(gR2 * hh[c], P->s_f1);
+            double x2 = rnd(2.0 * gu * r2[c], P->s_f0) + rnd(gR3 * hh[c], P->s_f1);
+            cf += ((x0 > L27) | (x0 < -L27 - 1)) + ((x1 > L27) | (x1 < -L27 - 1)) + ((x2 > L27) | (x2 < -L27 - 1));
+            f0[c] = clip(x0, L27);
+            f1[c] = clip(x1, L27);
+            f2[c] = clip(x2, L27);
+        }
+        counts[C_GR] += cr; counts[C_GS] += cs; counts[C_GH] += ch; counts[C_GU] += cu; counts[C_PF] += cf;
+        double v[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, Fi[3] = {0, 0, 0};
+        for (long long c = 0; c < nc; c++) {
+            const double s0 = rnd(r0[c], P->s_r18), s1 = rnd(r1[c], P->s_r18), s2 = rnd(r2[c], P->s_r18);
+            v[0] += s0 * f0[c]; v[1] += s0 * f1[c]; v[2] += s0 * f2[c];
+            v[3] += s1 * f0[c]; v[4] += s1 * f1[c]; v[5] += s1 * f2[c];
+            v[6] += s2 * f0[c]; v[7] += s2 * f1[c]; v[8] += s2 * f2[c];
+            Fi[0] += f0[c]; Fi[1] += f1[c]; Fi[2] += f2[c];
+        }
+        for (long long c = 0; c < nc; c++) {
+            const long long j = jj[i * K + c];
+            F[3 * j] -= f0[c];
+            F[3 * j + 1] -= f1[c];
+            F[3 * j + 2] -= f2[c];
+        }
+        F[3 * i] += Fi[0]; F[3 * i + 1] += Fi[1]; F[3 * i + 2] += Fi[2];
+        for (int d = 0; d < 9; d++) virial[d] -= rnd(v[d], P->s_v);
     }
     const double lim32 = 2147483647.0;
     for (long long k = 0; k < 3 * n; k++) F[k] = sat(rnd(F[k], P->s_F), lim32, &counts[C_FORCE]);

@@ -22,7 +22,7 @@ import numpy as np
 
 from nvnmd.sim import nvq1_ckernel
 from nvnmd.sim.nvq1_model import (
-    DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
+    DATA_BITS, MAX_NEIGHBORS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
     SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
 )
 
@@ -115,7 +115,7 @@ class FastKernel:
         return x
 
     def compute(self, coords, types, cell, nlist, shifts):
-        if self.clib is not None:
+        if self.clib is not None and np.shape(nlist)[-1] <= MAX_NEIGHBORS:  # the C pass's slot arrays
             return self._compute_c(coords, types, cell, nlist, shifts)
         M, fr = self.M, self.M.frac
         counts: dict[str, int] = {}
@@ -327,7 +327,7 @@ class FastKernel:
             return ffi.cast(ty, a.ctypes.data)
 
         widths = [f["nout"] for f in self._fit]
-        pl = dict(keep=keep, inr=np.empty(n * K, np.uint8), jj=np.empty(n * K, np.int64), rec=np.empty((n * K, 10)),
+        pl = dict(keep=keep, nk=np.empty(n, np.int64), jj=np.empty(n * K, np.int64), rec=np.empty((n, 10, K)),
                   GG=np.empty((n * K, 2 * M.m1), np.float32), T=np.empty((n, 4, M.m1)), X=np.empty((n, M.m1 * M.m2)),
                   F=np.empty((n, 3)), virial=np.empty((3, 3)), cnt=np.zeros(len(nvq1_ckernel.SITES), np.int64),
                   pos=np.empty(n, np.int64), atom_e=np.empty(n))
@@ -365,10 +365,10 @@ class FastKernel:
             per_type.append((t, lo, hi, fwd, x[-1][lo:hi], bwd))
         pl["per_type"] = per_type
         pl["fwd_args"] = (self._fwd, None, None, None, None, None, ptr(pl["pos"], "long long *"),
-                          ptr(pl["inr"], "unsigned char *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
+                          ptr(pl["nk"], "long long *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
                           ptr(pl["GG"], "float *"), ptr(pl["T"]), ptr(pl["X"]), cnt)
         pl["bwd_args"] = (self._bwd, ptr(pl["pos"], "long long *"), ptr(g[0]), ptr(pl["T"]),
-                          ptr(pl["inr"], "unsigned char *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
+                          ptr(pl["nk"], "long long *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
                           ptr(pl["GG"], "float *"), ptr(pl["F"]), ptr(pl["virial"]), cnt)
         self._plan_key, self._plan_val = key, pl
         return pl
