@@ -88,9 +88,14 @@ def _rnd_np(x, k):
 
 
 class TfKernel:
-    def __init__(self, M: Nvq1Model):
+    """`chunk_atoms` bounds memory: centre atoms are evaluated in blocks of that many (the
+    [atoms, slots, M1] intermediates take ~0.5 kB per slot), force accumulators are summed over
+    the blocks before the one rounding to FORCE, so the result does not depend on the block size."""
+
+    def __init__(self, M: Nvq1Model, chunk_atoms: int = 4096):
         tf = self.tf = _tensorflow()
         self.M = M
+        self.chunk_atoms = max(1, int(chunk_atoms))
         self.device = tensorflow_device()
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -145,22 +150,42 @@ class TfKernel:
         ph = tf.compat.v1.placeholder
         self._inputs = (ph(tf.float64, [None, 3], "coords"), ph(tf.int64, [None], "types"),
                         ph(tf.float64, [3, 3], "cell"), ph(tf.int64, [None, None], "nlist"),
-                        ph(tf.float64, [None, None, 3], "shifts"))
+                        ph(tf.float64, [None, None, 3], "shifts"), ph(tf.int64, [], "first"))
         self._outputs = self._compute(*self._inputs)
 
     def compute(self, coords, types, cell, nlist, shifts):
         """(atom_e [N], forces [N,3], virial [3,3], counts {site: n}, overflow_atoms), codes as float64."""
         as64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
-        values = (as64(coords), np.ascontiguousarray(types, dtype=np.int64), as64(cell),
-                  np.ascontiguousarray(nlist, dtype=np.int64), as64(shifts))
-        atom_e, forces, virial, counts, over = self.session.run(self._outputs, dict(zip(self._inputs, values)))
-        return atom_e, forces, virial, {s: int(c) for s, c in zip(SITES, counts) if c}, int(over)
+        coords, types, cell = as64(coords), np.ascontiguousarray(types, dtype=np.int64), as64(cell)
+        nlist = np.asarray(nlist, dtype=np.int64)
+        n = nlist.shape[0]
+        shifts = np.broadcast_to(np.asarray(shifts, dtype=np.float64), nlist.shape + (3,))
+        atom_e, f_acc, virial = np.zeros(n), np.zeros((n, 3)), np.zeros((3, 3))
+        counts, over = np.zeros(len(SITES), dtype=np.int64), 0
+        for first in range(0, n, self.chunk_atoms):
+            block = slice(first, min(n, first + self.chunk_atoms))
+            feed = dict(zip(self._inputs, (coords, types, cell, np.ascontiguousarray(nlist[block]),
+                                           as64(shifts[block]), first)))
+            e, f, v, c, o = self.session.run(self._outputs, feed)
+            atom_e[block] = e
+            f_acc += f
+            virial += v
+            counts += c
+            over += int(o)
+        # §7.3 FORCE: one rounding of the complete accumulators
+        lim = float((1 << 31) - 1)
+        forces = _rnd_np(f_acc, self.M.frac["p"] - F_F)
+        counts[SITES.index("force")] += int(np.count_nonzero((forces > lim) | (forces < -lim - 1)))
+        forces = np.clip(forces, -lim - 1, lim)
+        return atom_e, forces, virial, {s: int(c) for s, c in zip(SITES, counts.tolist()) if c}, over
 
     def close(self):
         self.session.close()
 
     # -- the graph ------------------------------------------------------------------
-    def _compute(self, coords, types, cell, nlist, shifts):
+    def _compute(self, coords, types, cell, nlist, shifts, first):
+        """One block of centre atoms first..first+len(nlist): their energies, the force
+        accumulators (fraction p) of all atoms, their virial share, counts, overflow atoms."""
         tf, M, fr = self.tf, self.M, self.M.frac
         f64 = tf.float64
         counts: dict[str, object] = {}
@@ -182,11 +207,12 @@ class TfKernel:
         F_h, F_Gt, F_T, F_D = fr["h"], fr["Gt"], fr["T"], fr["D"]
         F_G = F_Gt - SHORT_SHIFT
         nt, m1, m2 = M.ntypes, M.m1, M.m2
-        n = tf.shape(nlist)[0]
+        n = tf.shape(nlist)[0]  # centre atoms of this block
+        centres = first + tf.range(tf.cast(n, tf.int64))
         # §5.1 relative coordinates, in-range test, u
         valid = nlist >= 0
         jj = tf.where(valid, nlist, tf.zeros_like(nlist))
-        r = tf.gather(coords, jj) - coords[:, None, :] + tf.einsum("nke,ed->nkd", shifts, cell)
+        r = tf.gather(coords, jj) - tf.gather(coords, centres)[:, None, :] + tf.einsum("nke,ed->nkd", shifts, cell)
         inr = tf.logical_and(valid, tf.reduce_max(tf.abs(r), axis=2) < float(R_LIM))
         r = r * tf.cast(inr, f64)[..., None]  # empty and far slots: r = 0 (keeps u below 2^53)
         u = r[..., 0] * r[..., 0] + r[..., 1] * r[..., 1] + r[..., 2] * r[..., 2]
@@ -195,7 +221,7 @@ class TfKernel:
         r = r * inrf[..., None]
         u = u * inrf
         m3 = inr[..., None]
-        ti = types
+        ti = tf.gather(types, centres)
         tj = tf.gather(types, jj)
         n_in = tf.reduce_sum(tf.one_hot(tj, nt, dtype=f64) * inrf[..., None], axis=1)  # [n, nt]
         over = tf.math.count_nonzero(tf.reduce_any(n_in > self.sel[None, :], axis=1), dtype=tf.int64)
@@ -305,15 +331,14 @@ class TfKernel:
               + rnd(gR[..., 1:] * h[..., None], fr["gR"] + F_h - fr["p"]))
         pf = sat(pf * inrf[..., None], DATA_BITS, "pair_force")
         # §7.3 forces and virial (scatter-add of exact integers: any order gives the same sums)
-        F = tf.reduce_sum(pf, axis=1) - tf.math.unsorted_segment_sum(
-            tf.reshape(pf, [-1, 3]), tf.reshape(jj, [-1]), n)
+        F = tf.math.unsorted_segment_sum(tf.concat([tf.reduce_sum(pf, axis=1), -tf.reshape(pf, [-1, 3])], axis=0),
+                                         tf.concat([centres, tf.reshape(jj, [-1])], axis=0), tf.shape(coords)[0])
         r18 = rnd(r, F_COORD - F_R18)
         vir_i = tf.linalg.matmul(r18, pf, transpose_a=True)  # [n, 3, 3]: Σ r_d0 f_d1
         virial = -tf.reduce_sum(rnd(vir_i, fr["p"] + F_R18 - F_V), axis=0)
-        forces = sat(rnd(F, fr["p"] - F_F), 32, "force")
         zero = tf.constant(0, tf.int64)
         count_vec = tf.stack([counts.get(site, zero) for site in SITES])
-        return atom_e, forces, virial, count_vec, over
+        return atom_e, F, virial, count_vec, over
 
     def _tanh(self, z, sat):
         """§6.2 odd tanh table: (tanh at F_A, tanh' at F_DT, saturated to 18 bits)."""
