@@ -74,7 +74,7 @@ def read_lammps_dump(path: Path, natoms: int) -> np.ndarray:
 
 
 def run_lammps(atoms, args, outdir: Path) -> dict:
-    from nvnmd.md.bench import import_lammps, lower_triangular, write_lammps_data
+    from nvnmd.md.bench import import_lammps, lammps_session, lower_triangular
     from nvnmd.student import load_student
 
     type_map = list(load_student(MODEL).type_map)
@@ -85,19 +85,9 @@ def run_lammps(atoms, args, outdir: Path) -> dict:
     data = outdir / "lgps.data"
     lammps = import_lammps()
     if not (done.exists() and json.loads(done.read_text()).get("steps") == steps):
-        write_lammps_data(data, atoms, type_map)
-        lmp = lammps(cmdargs=["-log", str(outdir / "log.lammps"), "-screen", "none"])
+        lmp = lammps_session(lammps, atoms, type_map, data, outdir / "log.lammps",
+                             f"pair_style deepmd {MODEL}\npair_coeff * * {' '.join(type_map)}", 1.0, args.dt)
         lmp.commands_string(f"""
-units metal
-atom_style atomic
-boundary p p p
-box tilt large
-read_data {data}
-pair_style deepmd {MODEL}
-pair_coeff * * {' '.join(type_map)}
-neighbor 1.0 bin
-neigh_modify every 1 delay 0 check yes
-timestep {args.dt * 1e-3!r}
 velocity all create {args.temperature} {args.seed} dist gaussian mom yes
 fix nve all nve
 fix lang all langevin {args.temperature} {args.temperature} {1e-3 / FRICTION_PER_FS!r} {args.seed + 1} zero yes
@@ -113,14 +103,19 @@ run {steps}
     return analyse(times, pos, symbols, abs(float(np.linalg.det(lower_triangular(np.array(atoms.cell.array))[0]))), args.temperature)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ps", type=float, default=20.0, help="run length per engine in ps (default 20)")
+def add_run_args(ap: argparse.ArgumentParser, ps: float) -> None:
+    """The run options every D(900 K) comparison shares (length, step, T, cell, frames, seed)."""
+    ap.add_argument("--ps", type=float, default=ps, help=f"length of each run in ps (default {ps:g})")
     ap.add_argument("--dt", type=float, default=2.0, help="time step in fs (default 2)")
     ap.add_argument("--temperature", type=float, default=900.0)
     ap.add_argument("--supercell", default="2,2,1")
     ap.add_argument("--every", type=int, default=10, help="trajectory frame every N steps (default 10)")
     ap.add_argument("--seed", type=int, default=2026)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_args(ap, ps=20.0)
     ap.add_argument("--which", choices=["ours", "lammps", "both"], default="both")
     ap.add_argument("--outdir", default="runs/lammps_d900")
     ap.add_argument("--json", help="write the comparison here (default OUTDIR/d900.json)")

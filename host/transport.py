@@ -18,6 +18,24 @@ import urllib.parse
 from nvnmd.errors import LinkError
 
 
+def read_ready(url: str, handle, read, timeout: float, closed: str) -> bytes:
+    """Whatever the OS holds for `handle` within `timeout`, in one read (b"" if nothing came).
+
+    An end of stream is a LinkError (`closed` says whose end), as is any OS error."""
+    try:
+        r, _, _ = select.select([handle], [], [], max(timeout, 0.0))
+        if not r:
+            return b""
+        data = read(1 << 20)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        raise LinkError(f"{url}: read failed: {exc}") from None
+    if not data:
+        raise LinkError(f"{url}: {closed}")
+    return data
+
+
 class SerialTransport:
     def __init__(self, url: str, baud: int = 115200):
         import serial
@@ -46,16 +64,7 @@ class SerialTransport:
         if self._sock is not None:
             # pyserial's socket handler reads byte by byte (in_waiting is 0/1); read what
             # the kernel holds in one recv instead.
-            try:
-                r, _, _ = select.select([self._sock], [], [], max(timeout, 0.0))
-                if not r:
-                    return b""
-                data = self._sock.recv(1 << 20)
-            except OSError as exc:
-                raise LinkError(f"{self.url}: read failed: {exc}") from None
-            if not data:
-                raise LinkError(f"{self.url}: connection closed by the board")
-            return data
+            return read_ready(self.url, self._sock, self._sock.recv, timeout, "connection closed by the board")
         try:
             self.ser.timeout = max(timeout, 0.0)
             first = self.ser.read(1)
@@ -93,18 +102,7 @@ class XdmaTransport:
             view = view[n:]
 
     def read_some(self, timeout: float) -> bytes:
-        r, _, _ = select.select([self.rfd], [], [], max(timeout, 0.0))
-        if not r:
-            return b""
-        try:
-            data = os.read(self.rfd, 1 << 20)
-        except BlockingIOError:
-            return b""
-        except OSError as exc:
-            raise LinkError(f"{self.url}: read failed: {exc}") from None
-        if not data:
-            raise LinkError(f"{self.url}: device closed by the board")
-        return data
+        return read_ready(self.url, self.rfd, lambda n: os.read(self.rfd, n), timeout, "device closed by the board")
 
     def close(self) -> None:
         for fd in (self.wfd, self.rfd):

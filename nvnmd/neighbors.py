@@ -36,7 +36,9 @@ CDEF = """
 long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
                    const long long *cell_start, const long long *ncell, const long long *range,
                    const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
-                   int *nlist, signed char *shifts, long long *counts, double *best);
+                   int *nlist, signed char *shifts, long long *counts, double *best,
+                   const double *fw, const double *blen, double bound_scale, long long *acc, double *dacc);
+int moved_beyond(long long n, const double *x, const double *ref, double limit2);
 """
 
 SOURCE = r"""
@@ -48,9 +50,12 @@ SOURCE = r"""
    atom, small boxes) can be out of shift order; they are adjacent, and a final insertion
    sort, linear on such nearly sorted rows, orders them. Bins within `range` are visited with
    the image shift the periodic wrap of the bin index implies, so boxes thinner than the
-   cutoff get all their images. */
+   cutoff get all their images. Bins that a lower bound on the distance puts beyond the
+   cutoff are skipped, and the remaining bins of one z column are read as contiguous runs;
+   neither changes which pairs are found, only how many candidates are looked at. */
 
 #include <string.h>
+#define MAXR 64
 
 /* bin index a (within a few box lengths of [0, n)) -> image s and bin a - s n in [0, n);
    loops instead of / and %: integer division in the three bin loops dominated the kernel */
@@ -73,11 +78,18 @@ static int after(const int *nl, const signed char *sh, long long a, long long b)
 long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
                    const long long *cell_start, const long long *ncell, const long long *range,
                    const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
-                   int *nlist, signed char *shifts, long long *counts, double *best) {
+                   int *nlist, signed char *shifts, long long *counts, double *best,
+                   const double *fw, const double *blen, double bound_scale, long long *acc, double *dacc) {
     /* returns the widest row; rows wider than `width` are counted but not written (the caller
        retries wider). best = {d2, i, j, s0, s1, s2} of the closest pair, first in (i, j, shift)
        order on ties. */
     best[0] = 1e300;
+    /* bins entirely beyond the cutoff (a lower bound on the distance, with a margin far above
+       rounding) are skipped; they cannot hold a pair, so the list is the same */
+    const double lim = cutoff2 * (1.0 + 1e-9) + 1e-9;
+    /* very thin boxes visit more bin images than the bound table holds: no pruning there */
+    const int prune = range[0] <= MAXR && range[1] <= MAXR && range[2] <= MAXR;
+#define G2(d, o) (prune ? g2[d][(o) + range[d]] : 0.0)
     const long long nx = ncell[0], ny = ncell[1], nz = ncell[2];
     for (long long i = 0; i < n; i++) counts[i] = 0;
     for (long long j = 0; j < n; j++) {
@@ -85,22 +97,55 @@ long long nl_build(long long n, const double *xw, const double *xb, const long l
         const long long cx = c / (ny * nz), cy = (c / nz) % ny, cz = c % nz;
         const long long oj0 = offset[3 * j], oj1 = offset[3 * j + 1], oj2 = offset[3 * j + 2];
         const double xj = xw[3 * j], yj = xw[3 * j + 1], zj = xw[3 * j + 2];
+        /* squared Cartesian-scaled fractional distance from j to each bin slab it visits */
+        double g2[3][2 * MAXR + 1];
+        for (int d = 0; d < 3 && prune; d++) {
+            const long long cd = d == 0 ? cx : d == 1 ? cy : cz;
+            const double f = fw[3 * j + d], inv = 1.0 / (double)ncell[d];
+            for (long long o = -range[d]; o <= range[d]; o++) {
+                const double lo = (double)(cd + o) * inv, hi = (double)(cd + o + 1) * inv;
+                const double g = f < lo ? lo - f : (f > hi ? f - hi : 0.0);
+                g2[d][o + range[d]] = g * g * blen[d] * blen[d] * bound_scale;
+            }
+        }
         for (long long dx = -range[0]; dx <= range[0]; dx++) {
+            const double bxx = G2(0, dx);
+            if (bxx > lim) continue;
             long long bx; const long long sx = wrap(cx + dx, nx, &bx);
             for (long long dy = -range[1]; dy <= range[1]; dy++) {
+                const double bxy = bxx + G2(1, dy);
+                if (bxy > lim) continue;
                 long long by; const long long sy = wrap(cy + dy, ny, &by);
-                for (long long dz = -range[2]; dz <= range[2]; dz++) {
-                    long long bz; const long long sz = wrap(cz + dz, nz, &bz);
+                /* the unpruned dz form one interval (the bound is unimodal in dz); its bins are
+                   consecutive in bin order, so each stretch without a periodic wrap is one
+                   contiguous run of candidates */
+                long long zlo = -range[2], zhi = range[2];
+                while (zlo <= zhi && bxy + G2(2, zlo) > lim) zlo++;
+                while (zhi >= zlo && bxy + G2(2, zhi) > lim) zhi--;
+                const long long row = (bx * ny + by) * nz;
+                for (long long a = cz + zlo; a <= cz + zhi;) {
+                    long long bz; const long long sz = wrap(a, nz, &bz);
+                    long long last = bz + (cz + zhi - a);
+                    if (last > nz - 1) last = nz - 1;
+                    a += last - bz + 1;
                     /* candidate i sits at xb_i + S @ cell; vector i -> j is x_j - that */
                     const double ox = xj - (sx * cell[0] + sy * cell[3] + sz * cell[6]);
                     const double oy = yj - (sx * cell[1] + sy * cell[4] + sz * cell[7]);
                     const double oz = zj - (sx * cell[2] + sy * cell[5] + sz * cell[8]);
-                    const long long b = (bx * ny + by) * nz + bz;
-                    const long long e = cell_start[b + 1];
-                    for (long long q = cell_start[b]; q < e; q++) {
+                    const long long qs = cell_start[row + bz], qe = cell_start[row + last + 1];
+                    /* distances first, branch-free (accepted candidates compacted into acc/dacc):
+                       the in-cutoff test is a coin flip the branch predictor loses */
+                    long long m = 0;
+                    for (long long q = qs; q < qe; q++) {
                         const double rx = ox - xb[3 * q], ry = oy - xb[3 * q + 1], rz = oz - xb[3 * q + 2];
                         const double d2 = rx * rx + ry * ry + rz * rz;
-                        if (d2 >= cutoff2) continue;
+                        acc[m] = q;
+                        dacc[m] = d2;
+                        m += d2 < cutoff2;
+                    }
+                    for (long long u = 0; u < m; u++) {
+                        const long long q = acc[u];
+                        const double d2 = dacc[u];
                         const long long i = ib[q];
                         if (j == i && sx == 0 && sy == 0 && sz == 0) continue;
                         /* r_ij = xw_j - S @ cell - xw_i; back to the unwrapped inputs x = xw + o @ cell */
@@ -146,6 +191,19 @@ long long nl_build(long long n, const double *xw, const double *xb, const long l
     }
     return widest;
 }
+
+/* 1 if some atom moved more than sqrt(limit2) from ref: the Verlet-list rebuild test, run every
+   step. The squared displacement is formed as ((dx*dx + dy*dy) + dz*dz) with no fused
+   multiply-add, the arithmetic of the numpy expression it replaces, so the decision is the same. */
+__attribute__((optimize("fp-contract=off")))
+int moved_beyond(long long n, const double *x, const double *ref, double limit2) {
+    for (long long i = 0; i < 3 * n; i += 3) {
+        const double dx = x[i] - ref[i], dy = x[i + 1] - ref[i + 1], dz = x[i + 2] - ref[i + 2];
+        const double xx = dx * dx, yy = dy * dy, zz = dz * dz;
+        if ((xx + yy) + zz > limit2) return 1;
+    }
+    return 0;
+}
 """
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
@@ -156,6 +214,19 @@ _LIBRARY = CLibrary("nvnmd_nl", CDEF, SOURCE, FLAGS, fallback="ASE's cell list")
 def c_kernel():
     """The compiled cell-list library (ffi, lib), or None when no compiler is available."""
     return _LIBRARY.get()
+
+
+def moved_beyond(positions: np.ndarray, reference: np.ndarray, distance: float) -> bool:
+    """True if some atom is more than `distance` from its reference position (Verlet rebuild test)."""
+    positions = np.ascontiguousarray(positions, dtype=np.float64)
+    reference = np.ascontiguousarray(reference, dtype=np.float64)
+    kernel = c_kernel()
+    if kernel is not None and len(positions):
+        ffi, lib = kernel
+        return bool(lib.moved_beyond(len(positions), ffi.cast("double *", positions.ctypes.data),
+                                     ffi.cast("double *", reference.ctypes.data), distance * distance))
+    d = positions - reference
+    return bool(len(d)) and bool(np.max(np.sum(d * d, axis=1)) > distance * distance)
 
 
 def build_neighbor_list(positions, cell, cutoff: float, pbc=True, min_distance: float | None = None) -> NeighborList:
@@ -203,6 +274,14 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
     cellc = np.ascontiguousarray(cell)
     offset = np.ascontiguousarray(offset)
     ll, dd = "long long *", "double *"
+    # distance bound for bin pruning: |df @ cell|^2 >= lam * sum_d (|a_d| df_d)^2, lam the smallest
+    # eigenvalue of the metric normalised by the vector lengths (1 for orthogonal cells)
+    gram = cell @ cell.T
+    blen = np.sqrt(np.diag(gram))
+    lam = float(np.linalg.eigvalsh(gram / np.outer(blen, blen)).min()) * (1.0 - 1e-9)
+    fw = np.ascontiguousarray(frac)
+    blen = np.ascontiguousarray(blen)
+    acc, dacc = np.empty(n, dtype=np.int64), np.empty(n)  # kernel scratch: one run of candidates
     while True:
         nlist = np.empty((n, width), dtype=np.int32)
         shifts = np.empty((n, width, 3), dtype=np.int8)
@@ -212,7 +291,9 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
                               ffi.cast(ll, rng.ctypes.data), ffi.cast(dd, cellc.ctypes.data),
                               ffi.cast(ll, offset.ctypes.data), ffi.cast(ll, ob.ctypes.data), cutoff * cutoff, width,
                               ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
-                              ffi.cast(ll, counts.ctypes.data), ffi.cast(dd, best.ctypes.data))
+                              ffi.cast(ll, counts.ctypes.data), ffi.cast(dd, best.ctypes.data),
+                              ffi.cast(dd, fw.ctypes.data), ffi.cast(dd, blen.ctypes.data), max(lam, 0.0),
+                              ffi.cast(ll, acc.ctypes.data), ffi.cast(dd, dacc.ctypes.data))
         if widest <= width:
             break
         width = int(widest)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.backend import Result
+from nvnmd.backends.decode import to_result
 from nvnmd.compute import encode_request
-from nvnmd.errors import NeighborOverflowError
 from nvnmd.image import Image
 from nvnmd.neighbors import build_neighbor_list
 
@@ -54,11 +54,4 @@ class BoardBackend:
         else:
             res = self.board.compute(req.coords, req.types, req.nlist, req.shifts)
             self._list = (req.nlist.copy(), req.shifts.copy())
-        if res.overflow_atoms:
-            raise NeighborOverflowError(
-                f"{res.overflow_atoms} atoms have more neighbours of one type within {self.rcut:g} Å than "
-                f"sel {self.sel} allows")
-        energy, forces, virial, atom_energy = res.to_float()
-        return Result(energy=energy, forces=forces, virial=virial, atom_energy=atom_energy,
-                      info={"saturations": res.saturations, "overflow_atoms": res.overflow_atoms, "raw": res,
-                            "link": dict(self.board.stats)})
+        return to_result(res, self.rcut, self.sel, link=dict(self.board.stats))

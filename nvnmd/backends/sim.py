@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from nvnmd.backend import Result
+from nvnmd.backends.decode import to_result
 from nvnmd.compute import encode_request
-from nvnmd.errors import NeighborOverflowError
 from nvnmd.image import Image
 from nvnmd.neighbors import build_neighbor_list
 
@@ -41,14 +41,7 @@ class SimBackend:
 
     def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
         res = self.sim.compute(self.request(positions, types, cell, pbc=pbc, neighbors=neighbors))
-        if res.overflow_atoms:
-            raise NeighborOverflowError(
-                f"{res.overflow_atoms} atoms have more neighbours of one type within {self.rcut:g} Å than "
-                f"sel {list(self.sim.sel)} allows")
-        energy, forces, virial, atom_energy = res.to_float()
-        return Result(energy=energy, forces=forces, virial=virial, atom_energy=atom_energy,
-                      info={"saturations": res.saturations, "overflow_atoms": res.overflow_atoms,
-                            "counters": res.counters, "raw": res})
+        return to_result(res, self.rcut, self.sim.sel, counters=res.counters)
 
 
 def frame_request(coord, types, cell, rcut):

@@ -131,9 +131,10 @@ def _ours(atoms, steps: int, dt_fs: float, ensemble: str, tmp: Path) -> dict:
             "seconds": out["seconds"]}
 
 
-def _lammps(lammps_cls, atoms, steps: int, dt_fs: float, tmp: Path) -> dict:
-    type_map = sorted(set(atoms.get_chemical_symbols()))
-    data, log = tmp / f"lmp_{len(atoms)}.data", tmp / f"lmp_{len(atoms)}.log"
+def lammps_session(lammps_cls, atoms, type_map: list[str], data, log, pair: str, skin: float, dt_fs: float):
+    """A LAMMPS instance holding `atoms` (metal units, triclinic box, Verlet list with `skin`
+    checked every step, time step `dt_fs`) and the pair style lines `pair`; the caller adds
+    velocities, fixes and the run. The one set-up both LAMMPS comparisons share."""
     write_lammps_data(data, atoms, type_map)
     lmp = lammps_cls(cmdargs=["-log", str(log), "-screen", "none", "-nocite"])
     try:
@@ -143,11 +144,23 @@ atom_style atomic
 boundary p p p
 box tilt large
 read_data {data}
-pair_style zero {RCUT}
-pair_coeff * *
-neighbor {SKIN} bin
+{pair}
+neighbor {skin} bin
 neigh_modify every 1 delay 0 check yes
 timestep {dt_fs * 1e-3!r}
+""")
+    except Exception:
+        lmp.close()
+        raise
+    return lmp
+
+
+def _lammps(lammps_cls, atoms, steps: int, dt_fs: float, tmp: Path) -> dict:
+    type_map = sorted(set(atoms.get_chemical_symbols()))
+    data, log = tmp / f"lmp_{len(atoms)}.data", tmp / f"lmp_{len(atoms)}.log"
+    lmp = lammps_session(lammps_cls, atoms, type_map, data, log, f"pair_style zero {RCUT}\npair_coeff * *", SKIN, dt_fs)
+    try:
+        lmp.commands_string("""
 velocity all create 900.0 900 dist gaussian mom yes
 fix nve all nve
 thermo 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from nvnmd.errors import NeighborOverflowError
-from nvnmd.neighbors import NeighborList, build_neighbor_list
+from nvnmd.neighbors import NeighborList, build_neighbor_list, moved_beyond
 
 
 class VerletList:
@@ -30,20 +30,11 @@ class VerletList:
         self._ref_positions: np.ndarray | None = None
         self._ref_cell: np.ndarray | None = None
         self.builds = 0
-        self._scratch: np.ndarray | None = None
 
     def needs_rebuild(self, positions: np.ndarray, cell: np.ndarray) -> bool:
         if self.neighbors is None or not np.array_equal(cell, self._ref_cell):
             return True
-        if not len(positions):
-            return False
-        # called every step: reuse one scratch buffer instead of two [N, 3] temporaries (same arithmetic)
-        if self._scratch is None or self._scratch.shape != positions.shape:
-            self._scratch = np.empty_like(positions)
-        d = np.subtract(positions, self._ref_positions, out=self._scratch)
-        np.multiply(d, d, out=d)
-        disp2 = np.max(np.sum(d, axis=1))
-        return bool(disp2 > (0.5 * self.skin) ** 2)
+        return moved_beyond(positions, self._ref_positions, 0.5 * self.skin)
 
     def update(self, positions: np.ndarray, types: np.ndarray, cell: np.ndarray, pbc=True) -> tuple[NeighborList, bool]:
         if not self.needs_rebuild(positions, cell):
