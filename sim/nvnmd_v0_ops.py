@@ -44,8 +44,8 @@ def split(x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def pow2(e) -> np.ndarray:
     """2^e as float64, flushed to zero below the normal range (TF's FTZ/DAZ)."""
-    e = np.asarray(e, dtype=np.int64)
-    return np.where(e < -1022, 0.0, np.ldexp(1.0, np.clip(e, -1022, 1023)))
+    e = np.minimum(np.maximum(np.asarray(e, dtype=np.int64), -1023), 1024)
+    return ((e + 1023) << 52).view(np.float64)  # biased exponent 0 -> +0.0, 2047 -> inf
 
 
 def _aligned(x, axis_expo) -> tuple[np.ndarray, np.ndarray]:
