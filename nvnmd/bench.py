@@ -63,17 +63,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(fn, frames, repeat):
-    fn(frames[0])  # warm-up: first-call allocations and lazy initialisation
-    best = []
+def _time_interleaved(contenders: dict, frames, repeat) -> dict:
+    """Median wall and CPU (process) time per atom and step for every contender, in µs.
+
+    Within every repeat of every frame the contenders run in turn, so a change of load on a
+    shared machine falls on all of them alike and their ratios stay meaningful. CPU time counts
+    every thread of the process; with one thread each it is the per-core cost, untouched by
+    time slices handed to other processes."""
+    for fn in contenders.values():
+        fn(frames[0])  # warm-up: first-call allocations and lazy initialisation
+    wall = {k: [] for k in contenders}
+    cpu = {k: [] for k in contenders}
     for fr in frames:
-        ts = []
+        ws = {k: [] for k in contenders}
+        cs = {k: [] for k in contenders}
         for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn(fr)
-            ts.append(time.perf_counter() - t0)
-        best.append(np.median(ts) / fr.natoms)
-    return float(np.mean(best)) * 1e6
+            for k, fn in contenders.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn(fr)
+                c1, t1 = time.process_time(), time.perf_counter()
+                ws[k].append(t1 - t0)
+                cs[k].append(c1 - c0)
+        for k in contenders:
+            wall[k].append(np.median(ws[k]) / fr.natoms)
+            cpu[k].append(np.median(cs[k]) / fr.natoms)
+    return {k: (float(np.mean(wall[k])) * 1e6, float(np.mean(cpu[k])) * 1e6) for k in contenders}
 
 
 def compress(student: Path, workdir: Path) -> Path:
@@ -138,7 +152,6 @@ def bench_sim(args) -> dict:
         backend = SimBackend(model.to_image())
     sim = backend.sim
     reqs = {id(fr): backend.request(fr.coord, fr.types, fr.cell) for fr in frames}
-    rows = []
     with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
         with quiet_native():
             comp = compress(student_path, Path(tmp))
@@ -148,24 +161,27 @@ def bench_sim(args) -> dict:
         def dp_eval(dp):
             return lambda fr: dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)
 
-        rows.append({"what": "deepmd-kit DeepPot, compressed (TF CPU)", "baseline": True,
-                     "us_per_atom_step": _time(dp_eval(dp_c), frames, args.repeat)})
-        rows.append({"what": "deepmd-kit DeepPot, uncompressed (TF CPU)",
-                     "us_per_atom_step": _time(dp_eval(dp_u), frames, args.repeat)})
-    rows.append({"what": "nvq1 fast simulator, kernel (list given)",
-                 "us_per_atom_step": _time(lambda fr: sim.compute(reqs[id(fr)]), frames, args.repeat)})
-    from nvnmd.sim.nvq1_fast import FastKernel
+        from nvnmd.sim.nvq1_fast import FastKernel
 
-    if getattr(sim, "profile", "") == "nvq1":
-        numpy_only = FastKernel(sim.model, use_c=False)
-        rows.append({"what": "nvq1 fast simulator, numpy only (no C loops)",
-                     "us_per_atom_step": _time(lambda fr: numpy_only.compute(
-                         *(getattr(reqs[id(fr)], k) for k in ("coords", "types", "cell", "nlist", "shifts"))),
-                         frames, args.repeat)})
-    rows.append({"what": "nvq1 sim backend (nlist + encode + kernel + decode)",
-                 "us_per_atom_step": _time(lambda fr: backend.compute(fr.coord, fr.types, fr.cell), frames,
-                                           args.repeat)})
+        contenders = {
+            "deepmd-kit DeepPot, compressed (TF CPU)": dp_eval(dp_c),
+            "deepmd-kit DeepPot, uncompressed (TF CPU)": dp_eval(dp_u),
+            "nvq1 fast simulator, kernel (list given)": lambda fr: sim.compute(reqs[id(fr)]),
+        }
+        if getattr(sim, "profile", "") == "nvq1":
+            numpy_only = FastKernel(sim.model, use_c=False)
+            contenders["nvq1 fast simulator, numpy only (no C loops)"] = lambda fr: numpy_only.compute(
+                *(getattr(reqs[id(fr)], k) for k in ("coords", "types", "cell", "nlist", "shifts")))
+        contenders["nvq1 sim backend (nlist + encode + kernel + decode)"] = (
+            lambda fr: backend.compute(fr.coord, fr.types, fr.cell))
+        times = _time_interleaved(contenders, frames, args.repeat)
+    rows = [{"what": what, "us_per_atom_step": w, "cpu_us_per_atom_step": c} for what, (w, c) in times.items()]
+    rows[0]["baseline"] = True
+    base_cpu = rows[0]["cpu_us_per_atom_step"]
     notes = [f"{len(frames)} frames of {frames[0].natoms} atoms, median of {args.repeat} runs per frame, "
-             f"{threads} thread(s) for TensorFlow and BLAS, {os.cpu_count()} CPUs",
-             "the sim backend row includes building the neighbour list (nvnmd.neighbors, ASE) every step"]
+             f"{threads} thread(s) for TensorFlow and BLAS, {os.cpu_count()} CPUs, contenders run in turn",
+             "CPU time (process) of the same runs, µs/atom/step and speed-up:"]
+    notes += [f"  {r['what']:<50}{r['cpu_us_per_atom_step']:>14.2f}{base_cpu / r['cpu_us_per_atom_step']:>9.2f}x"
+              for r in rows]
+    notes.append("the sim backend row includes building the neighbour list (nvnmd.neighbors, ASE) every step")
     return {"bench": "sim", "frames": len(frames), "natoms": frames[0].natoms, "rows": rows, "notes": notes}

@@ -61,6 +61,65 @@ def test_reference_and_fast_bit_identical(backend, quantized, which):
     numpy_only = FastKernel(quantized[0], use_c=False).compute(req.coords, req.types, req.cell, req.nlist, req.shifts)
     for a, b in zip(numpy_only[:3], (fast.atom_energy, fast.forces, fast.virial)):
         np.testing.assert_array_equal(a, b)
+    assert dict(sorted(numpy_only[3].items())) == fast.counters and numpy_only[4] == fast.overflow_atoms
+
+
+def _kernels(model):
+    """The fast kernel with its C passes and with numpy only (skips when no compiler is available)."""
+    from nvnmd.sim import nvq1_ckernel
+    from nvnmd.sim.nvq1_fast import FastKernel
+
+    if nvq1_ckernel.get() is None:
+        pytest.skip("no C compiler: the numpy path is the fast kernel")
+    with_c, numpy_only = FastKernel(model), FastKernel(model, use_c=False)
+    assert with_c.clib is not None and numpy_only.clib is None
+    return with_c, numpy_only
+
+
+def _same_raw(a, b):
+    for x, y in zip(a[:3], b[:3]):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert dict(a[3]) == dict(b[3]) and a[4] == b[4]
+
+
+@pytest.mark.parametrize("squeeze", [1.0, 0.62])
+def test_c_passes_match_numpy_on_all_shipped_frames(backend, quantized, squeeze):
+    """Every shipped frame (50- and 400-atom cells), with a Verlet skin, and compressed so that
+    close contacts, T/D clips and neighbour overflow occur: C passes == numpy path, counters too.
+    One kernel object runs all frames, so its per-shape work arrays are rebuilt and reused."""
+    with_c, numpy_only = _kernels(quantized[0])
+    sizes = set()
+    for frame in quantized[1]:
+        coord, cell = frame.coord * squeeze, frame.cell * squeeze
+        nl = build_neighbor_list(coord, cell, backend.rcut + (1.0 if squeeze == 1.0 else 0.0))
+        req = encode_request(coord, frame.types, cell, nl.nlist, nl.shifts)
+        args = (req.coords, req.types, req.cell, req.nlist, req.shifts)
+        _same_raw(with_c.compute(*args), numpy_only.compute(*args))
+        sizes.add(frame.natoms)
+    assert {50, 400} <= sizes
+
+
+def test_saturating_model_counts_identical(backend, quantized):
+    """A model whose fractions are pushed up (and one layer's biases scaled) so that many sites
+    clip, forward and backward: reference, C passes and numpy path agree bit for bit, every
+    counter included (the final-layer gradient clip is charged once per atom, as on the board)."""
+    import dataclasses
+
+    from nvnmd.sim.nvq1_ref import compute_reference
+
+    model = quantized[0]
+    up = 7
+    frac = {k: v + (up if k in ("D", "gT", "gR", "gG", "gs", "gh", "gu", "p") else 0) for k, v in model.frac.items()}
+    layers = [dataclasses.replace(layer, b=layer.b * 64) if k == 1 else layer for k, layer in enumerate(model.layers)]
+    hot = dataclasses.replace(model, frac=frac, f_g=[v + up for v in model.f_g], layers=layers)
+    frame = quantized[1][3]
+    req = _request(frame, backend.rcut + 1.0)
+    args = (req.coords, req.types, req.cell, req.nlist, req.shifts)
+    ref = compute_reference(hot, *args)
+    with_c, numpy_only = _kernels(hot)
+    _same_raw(with_c.compute(*args), ref)
+    _same_raw(numpy_only.compute(*args), ref)
+    assert {"D", "z", "g"} <= set(ref[3]) and len(ref[3]) >= 5, ref[3]
 
 
 def test_bit_identical_with_close_contacts_and_overflow(backend, quantized):
