@@ -98,6 +98,20 @@ def test_compressed_cell_bit_identical(sims, quantized):
     assert tf64.overflow_atoms > 0 and "close_contact" in tf64.counters and tf64.saturations > 0
 
 
+def test_empty_rows_and_absent_types(sims):
+    from nvnmd.compute import ComputeRequest
+
+    coords = np.array([[0, 0, 0], [7 << 20, 0, 0], [0, 3 << 20, 0]], dtype=np.int64)  # COORD codes
+    cell = np.diag([30 << 20] * 3).astype(np.int64)
+    cases = [(np.zeros((3, 0), np.int32), [0, 3, 3]),  # no neighbour slots at all
+             (np.array([[1, 2], [0, 2], [0, 1]], np.int32), [0, 3, 0]),  # one pair in range, types 1, 2 absent
+             (np.array([[1, -1], [0, -1], [-1, -1]], np.int32), [1, 1, 1])]  # one type only, beyond rcut
+    for nlist, types in cases:
+        req = ComputeRequest(coords=coords, types=np.array(types), cell=cell, nlist=nlist,
+                             shifts=np.zeros(nlist.shape + (3,), np.int8))
+        _same(sims[0].compute(req), sims[1].compute(req))
+
+
 def test_saturating_model_bit_identical(quantized):
     from nvnmd.sim.nvq1 import Nvq1Simulator
 
