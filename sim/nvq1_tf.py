@@ -1,9 +1,11 @@
 """nvq1 TensorFlow kernel: the SPEC.md datapath in TensorFlow float64, on a GPU when TF sees one.
 
-`TfKernel(model).compute(coords, types, cell, nlist, shifts)` returns exactly what the numpy
-path of `nvq1_fast.FastKernel` returns (atom energies, forces, virial as integer codes, the
-per-site saturation counters, the overflow-atom count): the same steps in the same order,
-forward pass, the hardware's backward pass and every saturation site. It is bit-identical
+`TfKernel(model).compute(coords, types, cell, nlist, shifts)` returns what the simulator's
+kernels return (atom energies, forces, virial as integer codes, the per-site saturation
+counters, the overflow-atom count): the numpy path of `nvq1_fast.FastKernel` step by step,
+forward pass, the hardware's backward pass and every saturation site. Where the reference
+kernel is more precise about a count (G' clipped before out-of-grid slots are zeroed, §5.4;
+a clipped final-layer gradient seed counted per atom, §7.1) it follows the reference. It is bit-identical
 for the reason SPEC.md §2.3 gives: every value is an integer (or a dyadic fraction in the
 cubic units) held in float64 with every product and partial sum below 2^53, so TensorFlow's
 matmuls, reductions and scatter-adds (any order, FMA or not, CPU or cuBLAS) give the exact
@@ -89,8 +91,9 @@ def _rnd_np(x, k):
 
 class TfKernel:
     """`chunk_atoms` bounds memory: centre atoms are evaluated in blocks of that many (the
-    [atoms, slots, M1] intermediates take ~0.5 kB per slot), force accumulators are summed over
-    the blocks before the one rounding to FORCE, so the result does not depend on the block size."""
+    [atoms, slots, M1] intermediates take a few kB per neighbour slot); force accumulators are
+    summed over the blocks before the one rounding to FORCE, so the result does not depend on
+    the block size."""
 
     def __init__(self, M: Nvq1Model, chunk_atoms: int = 4096):
         tf = self.tf = _tensorflow()
