@@ -40,6 +40,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if args.from_nvnmd:
         if args.student:
             raise NvnmdError("give either a student model or --from-nvnmd DIR, not both")
+        if args.emit_mem:
+            raise NvnmdError("--emit-mem writes nvq1 board memories; an nvnmd-v0 board loads deepmd-kit's "
+                             "nvnmd_qnn/model.pb, which --from-nvnmd checks against the import")
         if importlib.util.find_spec("nvnmd.quantize.from_nvnmd") is None:
             raise NvnmdError("--from-nvnmd needs nvnmd.quantize.from_nvnmd, which is not part of this build")
         from nvnmd.quantize.from_nvnmd import import_nvnmd

@@ -5,7 +5,8 @@ give the quantized model (QNN), nvnmd_cnn/map.npy the mapping tables the QNN gra
 board image both use. These files are pickled numpy dicts: unpickling runs whatever code a
 file names, so they are only read with an explicit trust flag (`trust_pickle=True`,
 `--trust-pickle` on the command line). The result is an image of profile "nvnmd-v0"
-(nvnmd.sim.nvnmd_v0_model, fpga/SPEC.md "Profile nvnmd-v0").
+(nvnmd.sim.nvnmd_v0_model, fpga/SPEC.md "Profile nvnmd-v0"). If nvnmd_qnn/model.pb (deepmd-kit's
+wrapped board image) is present, it is checked field by field against the imported model.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from nvnmd.sim.nvnmd_v0_model import MAX_NNEI, NvnmdV0Model
 from nvnmd.sim.nvnmd_v0_ops import flt
 
 FILES = {"config": "nvnmd_qnn/config.npy", "weight": "nvnmd_qnn/weight.npy", "map": "nvnmd_cnn/map.npy"}
+WRAPPED = "nvnmd_qnn/model.pb"  # deepmd-kit's board image, checked against the import when present
 
 
 def load_pickled_dict(path: Path, trust_pickle: bool) -> dict:
@@ -82,7 +84,15 @@ def model_from_dicts(config: dict, weight: dict, maps: dict, source: str = "") -
     return model
 
 
-def import_nvnmd(directory, trust_pickle: bool = False) -> Image:
-    """A `dp train-nvnmd` directory -> an "nvnmd-v0" image."""
+def import_nvnmd(directory, trust_pickle: bool = False, check_wrap: bool = True) -> Image:
+    """A `dp train-nvnmd` directory -> an "nvnmd-v0" image. When the directory holds deepmd-kit's
+    wrapped board image (nvnmd_qnn/model.pb) it must encode exactly the imported model."""
     d = load_nvnmd_dir(directory, trust_pickle)
-    return model_from_dicts(d["config"], d["weight"], d["map"], source=str(directory)).to_image()
+    model = model_from_dicts(d["config"], d["weight"], d["map"], source=str(directory))
+    wrapped = Path(directory) / WRAPPED
+    if check_wrap and wrapped.is_file():
+        from nvnmd.quantize.nvnmd_wrap import verify_wrapped
+
+        verify_wrapped(wrapped, model)
+        model.meta_extra["source"]["wrapped_image"] = "nvnmd_qnn/model.pb agrees field by field"
+    return model.to_image()

@@ -130,6 +130,28 @@ def _round_half_even(x) -> np.ndarray:
     return np.round(np.asarray(x, np.float64)).astype(np.int64)
 
 
+def _bitfield(values, bits: int, signed: bool) -> np.ndarray:
+    """[..., n] integers -> [..., n * bits] bits, least significant first, saturated as dec2bin."""
+    v = np.asarray(values, np.int64)
+    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    v = np.minimum(np.maximum(v, -top if signed else 0), top) & ((1 << bits) - 1)
+    out = (v[..., None] >> np.arange(bits)) & 1
+    return out.reshape(v.shape[:-1] + (-1,)).astype(np.uint8)
+
+
+def _bit_rows(bits: np.ndarray, row_bits: int) -> list[int]:
+    """[blocks, nbits] bit strings (LSB first) -> row integers, each block cut into row_bits rows."""
+    nrow = -(-bits.shape[1] // row_bits)
+    padded = np.zeros((bits.shape[0], nrow * row_bits), np.uint8)
+    padded[:, : bits.shape[1]] = bits
+    rows = padded.reshape(-1, row_bits)
+    width = -(-row_bits // 8) * 8
+    full = np.zeros((rows.shape[0], width), np.uint8)
+    full[:, :row_bits] = rows
+    data = np.packbits(full, axis=1, bitorder="little")
+    return [int.from_bytes(r.tobytes(), "little") for r in data]
+
+
 def expected_wrapped(model: NvnmdV0Model) -> dict:
     """{"header": {...}, section name: [row ints]} as deepmd-kit's wrap would write for `model`."""
     nt, m1 = model.ntypes, model.m1
@@ -162,40 +184,32 @@ def expected_wrapped(model: NvnmdV0Model) -> dict:
     acc, width = _pack(fields)
     rows = _rows(acc, width, NET_ROW)
     out["cfg"] = rows + [0] * max(0, CFG_MIN_ROWS - len(rows))
-    # fps / bps: one bit string per ss = 0..NSEL-1, cut into 72-bit rows
-    enc = []
-    for layer in range(4):
-        per_t = []
-        for tt in range(NTYPE_MAX):
+    # fps / bps: one bit string per ss = 0..NSEL-1 (tt = ss // NSTDM, sc = ss % NSTDM), 72-bit rows
+    W, D, B = NBIT_FIT_WEIGHT, NBIT_FIT_DISP, NBIT_FIT_WXDB
+    fps_t, bps_t = [], []
+    for tt in range(NTYPE_MAX):
+        ff, bf = [], []
+        for layer in range(4):
             w = model.w[layer][min(tt, nt - 1)] * (1.0 if tt < nt else 0.0)
             b = model.b[layer][min(tt, nt - 1)] * (1.0 if tt < nt and layer < 3 else 0.0)
             wr, er = _weight_codes(w, 1)
             wc, ec = _weight_codes(w, 0)
-            per_t.append((wr, er, wc, ec, _round_half_even(b * 2.0**NBIT_FIXD_FL)))
-        enc.append(per_t)
-    W, D, B = NBIT_FIT_WEIGHT, NBIT_FIT_DISP, NBIT_FIT_WXDB
-    fps, bps = [], []
-    for ss in range(NTYPE_MAX * nstdm):
-        tt, sc = divmod(ss, nstdm)
-        ff, bf = [], []
-        for layer in range(4):
-            wr, er, wc, ec, bq = enc[layer][tt]
-            nr, nc = wc.shape
-            nrs, ncs = -(-nr // nstdm), -(-nc // nstdm)
-            if nc == 1:
-                common = [(_twos(wc[sc * nrs + r, 0], W, True), W) for r in range(nrs)]
-                common += [(_twos(ec[0], D, False), D), (_twos(bq[0], B, True), B)]
+            bq = _round_half_even(b * 2.0**NBIT_FIXD_FL)
+            if wc.shape[1] == 1:  # final layer: rows 2sr.., the column exponent, the (zero) bias
+                common = [_bitfield(wc[:, 0].reshape(nstdm, -1), W, True),
+                          _bitfield(np.repeat(ec[:1], nstdm).reshape(nstdm, 1), D, False),
+                          _bitfield(np.repeat(bq[:1], nstdm).reshape(nstdm, 1), B, True)]
                 ff += common
                 bf += common
-            else:
-                cols = [sc * ncs + c for c in range(ncs)]
-                ff += [(_twos(wc[r, c], W, True), W) for c in cols for r in range(nr)]
-                ff += [(_twos(ec[c], D, False), D) for c in cols] + [(_twos(bq[c], B, True), B) for c in cols]
-                bf += [(_twos(wr[sc * nrs + r, c], W, True), W) for r in range(nrs) for c in range(nc)]
-                bf += [(_twos(er[c], D, False), D) for c in cols] + [(_twos(bq[c], B, True), B) for c in cols]
-        fps += _rows(*_pack(ff), NET_ROW)
-        bps += _rows(*_pack(bf), NET_ROW)
-    out["fps"], out["bps"] = fps, bps
+            else:  # hidden: fps columns 2sc.. (rows inner), bps rows 2sr.. (columns inner)
+                ff += [_bitfield(wc.T.reshape(nstdm, -1), W, True), _bitfield(ec.reshape(nstdm, -1), D, False),
+                       _bitfield(bq.reshape(nstdm, -1), B, True)]
+                bf += [_bitfield(wr.reshape(nstdm, -1), W, True), _bitfield(er.reshape(nstdm, -1), D, False),
+                       _bitfield(bq.reshape(nstdm, -1), B, True)]
+        fps_t.append(np.concatenate(ff, axis=1))
+        bps_t.append(np.concatenate(bf, axis=1))
+    out["fps"] = _bit_rows(np.concatenate(fps_t), NET_ROW)
+    out["bps"] = _bit_rows(np.concatenate(bps_t), NET_ROW)
     # tables: per type slot the (a, b) pairs of every segment, then the (c, d) pairs
     for name, table, per_row in (("swt", model.s_h, 4), ("dsw", model.s_h_grad, 4), ("fea", model.g, 8),
                                  ("gra", model.g_grad, 8)):
@@ -203,8 +217,7 @@ def expected_wrapped(model: NvnmdV0Model) -> dict:
         full[:nt] = table
         quads = full.reshape(NTYPE_MAX, -1, 4)
         vals = np.concatenate([quads[:, :, 0:2], quads[:, :, 2:4]]).reshape(-1, per_row)
-        codes = flt29(vals)
-        out[name] = [sum(int(c) << (NBIT_FLT * k) for k, c in enumerate(row)) for row in codes]
+        out[name] = _bit_rows(_bitfield(flt29(vals), NBIT_FLT, False), per_row * NBIT_FLT)
     return out
 
 

@@ -94,8 +94,8 @@ def test_simulator_equals_deepmd_qnn_bit_for_bit(name, images, deeppot):
 
     sim = nvnmd.sim.load(images[name])
     assert sim.profile == "nvnmd-v0"
-    for frame, ref in zip(_frames(name), deeppot[name, "raw"]):
-        assert _maxdiff(sim.evaluate(*frame), ref) == (0.0, 0.0, 0.0, 0.0)
+    for (coord, box, types), ref in zip(_frames(name), deeppot[name, "raw"]):
+        assert _maxdiff(sim.evaluate(coord, types, box), ref) == (0.0, 0.0, 0.0, 0.0)
     # the board path: a request on the board's coordinate grid, candidates from our neighbour list
     from nvnmd.backends.sim import SimBackend
 
@@ -170,6 +170,15 @@ def test_wrapped_image_reader_detects_a_corrupted_row(images, tmp_path):
     from nvnmd.quantize.nvnmd_wrap import check_wrapped
 
     assert check_wrapped(read_wrapped(bad), model) == {"fps": [77], "fea": [1234]}
+    # the import checks the directory's wrapped image too
+    from nvnmd.quantize.from_nvnmd import FILES, import_nvnmd
+
+    for rel in FILES.values():
+        (tmp_path / "run" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "run" / rel).symlink_to(FIX / "lgps" / rel)
+    bad.rename(tmp_path / "run" / "nvnmd_qnn" / "model.pb")
+    with pytest.raises(CorruptFileError, match="wrapped image disagrees"):
+        import_nvnmd(tmp_path / "run", trust_pickle=True)
 
 
 def test_virtual_board_and_md_run_the_v0_image(images, deeppot, tmp_path):

@@ -36,14 +36,16 @@ def main() -> None:
     import json
 
     type_map = json.loads((work / "input.json").read_text())["nvnmd"]["type_map"]
-    out = {}
-    for k, (system, idx) in enumerate(FRAMES[a.name]):
+    out, k = {}, 0
+    for system, idx in FRAMES[a.name]:
         root = Path(a.shared) / "data" / system
         names = (root / "type_map.raw").read_text().split()
         types = np.array([type_map.index(names[t]) for t in np.loadtxt(root / "type.raw", dtype=int)])
-        coord = np.load(root / "set.000" / "coord.npy")[idx]
-        box = np.load(root / "set.000" / "box.npy")[idx]
-        out[f"coord{k}"], out[f"box{k}"], out[f"types{k}"] = coord, box, types
+        for i in idx:
+            out[f"coord{k}"] = np.load(root / "set.000" / "coord.npy")[i]
+            out[f"box{k}"] = np.load(root / "set.000" / "box.npy")[i]
+            out[f"types{k}"] = types
+            k += 1
     np.savez_compressed(dest / "frames.npz", type_map=np.array(type_map), **out)
     print(f"fixture {a.name}: {dest}")
 
