@@ -100,8 +100,9 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
                    const int *nlist, const signed char *shifts, const long long *pos, long long *nk,
                    long long *jj, double *rec, float *GG, double *T, double *X, long long *counts) {
     const long long n = P->n, K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
-    double tacc[4 * 64];
-    long long nin[8];
+    double tacc[4 * 64], gtau[256];
+    long long nin[8], grow[256];
+    int gclamp[256];
     for (long long i = 0; i < n; i++) {
         const long long ti = types[i];
         memset(tacc, 0, sizeof(double) * 4 * m1);
@@ -145,7 +146,6 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             }
             qi[3 * K + c] = h; qi[4 * K + c] = qs; qi[5 * K + c] = qh;
             for (int a = 0; a < 4; a++) qi[(6 + a) * K + c] = R[a];
-            c++;
             /* §5.4: x = s - s0 (s0 a multiple of 2^17), 17-bit offset, clamps outside the grid */
             const double x = s - (double)P->s0;
             double gseg = floor(x * (1.0 / 131072.0));
@@ -155,10 +155,21 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             else if (gseg >= (double)P->n_s) { gseg = (double)(P->n_s - 1); gt = 131071.0; clamp = 1; }
             if (clamp) counts[C_GRANGE]++;
             const long long tab = P->type_one_side ? tj : ti * nt + tj;
+            grow[c] = (tab * P->n_s + (long long)gseg) * 4 * m1;
+            gtau[c] = gt * (1.0 / 131072.0);
+            gclamp[c] = clamp;
+            c++;
+        }
+        /* second sweep over the slots just found: the M1 channels (independent of each other's
+           scalar chains above, so the two sweeps keep the core busier than one) */
+        for (long long cc = 0; cc < c; cc++) {
+            const long long p = i * K + cc;
+            const double R[4] = {qi[6 * K + cc], qi[7 * K + cc], qi[8 * K + cc], qi[9 * K + cc]};
+            const int clamp = gclamp[cc];
             /* planes A, B+.5, C+.5, D fused with >>9; the slope's 3A, 2B+.5 and C fused with >>Gq are
                derived exactly (small integers and powers of two), halving the table traffic */
-            const double *restrict Q = P->gplanes + (tab * P->n_s + (long long)gseg) * 4 * m1;
-            const double t = gt * (1.0 / 131072.0), tg = t * P->s_tg, tq = t * P->s_tq;
+            const double *restrict Q = P->gplanes + grow[cc];
+            const double t = gtau[cc], tg = t * P->s_tg, tq = t * P->s_tq;
             float *restrict Go = GG + 2 * m1 * p, *restrict Gqo = Go + m1;
             double gv[64], qv[64];
             for (long long m = 0; m < m1; m++) {
