@@ -159,16 +159,21 @@ def test_md_trajectory_bit_identical_to_sim(image, tmp_path):
     assert first != last  # the atoms moved: 10 thermo rows of a real trajectory
 
 
-def test_backend_selection(image):
+def test_backend_selection(image, student_path, monkeypatch):
+    import nvnmd.backends.deepmd
     from nvnmd.backends import NAMES, make_backend
-    from nvnmd.backends.deepmd import tensorflow_gpus
     from nvnmd.md.cli import register
 
     assert "tf64" in NAMES
     with pytest.raises(NvnmdError):
         make_backend("tf64")
-    backend, why = make_backend("auto", image=image)
-    assert backend.name == ("tf64" if tensorflow_gpus() else "sim") and why.startswith(backend.name)
+    gpus = nvnmd.backends.deepmd.tensorflow_gpus()
+    backend, why = make_backend("auto", image=image, model=student_path)
+    assert backend.name == ("tf64" if gpus else "sim") and why.startswith(backend.name)
+    # the preference order when TensorFlow reports a GPU: the quantized image goes to tf64
+    monkeypatch.setattr(nvnmd.backends.deepmd, "tensorflow_gpus", lambda: ["/physical_device:GPU:0"])
+    backend, why = make_backend("auto", image=image, model=student_path)
+    assert backend.name == "tf64" and why.startswith("tf64 on ")
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     assert parser.parse_args(["md", "--backend", "tf64"]).backend == "tf64"
