@@ -28,6 +28,7 @@ BENCHES: dict[str, str] = {
     "sim": "nvnmd.bench:bench_sim",
     "host": "nvnmd.md.bench:run",
     "link": "nvnmd.host.bench:run",
+    "tf64": "nvnmd.backends.tf64:bench",
 }
 
 
