@@ -1,7 +1,7 @@
 """Optional C passes of the nvq1 fast kernel: everything per neighbour slot and per activation.
 
-Three fused loops replace numpy's many elementwise passes (nvq1_fast keeps the GEMMs of the
-fitting net in BLAS and drives these):
+Fused loops replace numpy's many elementwise passes (nvq1_fast keeps the GEMMs of the fitting
+net in BLAS and drives these):
 
 * `nvq1_desc_fwd`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
   §5.3 R̃, §5.4 G tables, §5.5 T accumulation with the padding constants, §5.6 D. It leaves
@@ -16,8 +16,10 @@ They perform the same exact float64 steps as the numpy path of nvq1_fast (every 
 integer below 2^53, `floor(x·2^-k + 0.5)` the spec's rounding), so results and saturation
 counters are bit-identical; the tests compare both with the reference kernel. Reassociation
 (-fassociative-math) is allowed because every sum is of integers below 2^53 and therefore exact
-in any order; floor() is untouched. Built with cffi through nvnmd.cbuild on first use; if no
-compiler is available, or NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
+in any order; floor() is untouched. Fixed-size scratch arrays follow the board limits of
+nvq1_model (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types); nvq1_fast only calls in within them.
+Built with cffi through nvnmd.cbuild on first use; if no compiler is available, or
+NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
 """
 
 from __future__ import annotations

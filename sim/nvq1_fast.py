@@ -8,9 +8,13 @@ Horner steps fold the rounding constant into precomputed coefficient planes
 a cubic is fused into its last step (floor(floor(x)/2^k) = floor(x/2^k)); both are exact
 identities, checked bit for bit against nvq1_ref by the tests.
 
-The table lookups (§5.2 u tables, §5.4 G tables, §6.2 tanh) and the per-neighbour backward
-sums of §7.2 run in small C loops (nvq1_ckernel) doing the same exact float64 steps when a
-compiler is available; `use_c=False` keeps everything in numpy (the tests compare both).
+When a C compiler is available (nvq1_ckernel), `compute` runs the fused C passes instead: one
+sweep over the neighbour slots for §5 (tables, R̃, T, D), the elementwise steps around each
+fitting-layer GEMM (the GEMMs stay in BLAS, on the atoms of one centre type at a time, sorted
+into contiguous blocks), and one sweep for §7.2-7.3 — the same exact float64 steps. Its work
+arrays and prepared call arguments are cached per (atoms, slots, atoms per type), so a kernel
+object must not be shared between threads. `use_c=False` keeps everything in numpy (the tests
+compare both with each other and with the reference).
 
 `probe=True` (used by the quantizer's calibration) turns saturation off and records the
 largest magnitude reached at every calibrated site instead.
@@ -22,8 +26,8 @@ import numpy as np
 
 from nvnmd.sim import nvq1_ckernel
 from nvnmd.sim.nvq1_model import (
-    DATA_BITS, MAX_NEIGHBORS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
-    SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
+    DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, MAX_M1, MAX_NEIGHBORS,
+    MAX_TYPES, R_LIM, SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
 )
 
 TSCALE = 2.0**-TBITS
@@ -57,7 +61,8 @@ class FastKernel:
             np.stack([a, b + 0.5, c + 0.5, _fused(d, SHORT_SHIFT), 3 * a, 2 * b + 0.5, _fused(c, kq)], axis=2))
         ntab, ns = self.g_planes.shape[:2]
         self.ones_m1 = np.ones(M.m1)
-        self.clib = None if (probe or not use_c) else nvq1_ckernel.get()
+        within = M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES  # the C passes' scratch sizes (board limits)
+        self.clib = None if (probe or not use_c or not within) else nvq1_ckernel.get()
         # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
         # when that already fits 18 bits after the shift, G and G' cannot saturate and the
         # per-call range checks are skipped (the reference kernel still checks; counts stay 0).
@@ -382,6 +387,9 @@ class FastKernel:
         nlist = np.ascontiguousarray(nlist, dtype=np.int32)
         n, K = nlist.shape
         shifts = np.ascontiguousarray(np.broadcast_to(shifts, (n, K, 3)), dtype=np.int8)
+        # the C passes index with these unchecked (Nvq1Simulator refuses such requests earlier)
+        if (nlist.size and nlist.max() >= n) or (n and (types.min() < 0 or types.max() >= M.ntypes)):
+            raise IndexError("neighbour index or atom type out of range")
         # atoms sorted by type, so each centre type's fitting net runs on one contiguous block
         per = np.bincount(types, minlength=M.ntypes)
         pl = self._plan(n, K, (0, *np.cumsum(per).tolist()))
