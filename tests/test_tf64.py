@@ -167,6 +167,10 @@ def test_backend_selection(image, student_path, monkeypatch):
     assert "tf64" in NAMES
     with pytest.raises(NvnmdError):
         make_backend("tf64")
+    from nvnmd.image import Image
+
+    with pytest.raises(NvnmdError, match="nvq1"):  # other profiles (deepmd-kit NVNMD-v0): sim only
+        make_backend("tf64", image=Image(profile="nvnmd-v0", meta=dict(image.meta), sections=dict(image.sections)))
     gpus = nvnmd.backends.deepmd.tensorflow_gpus()
     backend, why = make_backend("auto", image=image, model=student_path)
     assert backend.name == ("tf64" if gpus else "sim") and why.startswith(backend.name)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from nvnmd.backend import Result
 from nvnmd.backends.sim import SimBackend
+from nvnmd.errors import UnsupportedModelError
+from nvnmd.image import Image
 
 log = logging.getLogger("nvnmd")
 
@@ -23,9 +25,16 @@ class Tf64Backend(SimBackend):
     name = "tf64"
 
     def __init__(self, image_or_path):
-        super().__init__(image_or_path, kernel="tf64")
+        image = image_or_path if isinstance(image_or_path, Image) else Image.read(Path(os.fspath(image_or_path)))
+        if image.profile != "nvq1":
+            raise UnsupportedModelError(
+                f"backend tf64 evaluates nvq1 images; this image is '{image.profile}' (use --backend sim)")
+        super().__init__(image, kernel="tf64")
         self.device = self.sim._fast.device
         log.info("tf64 backend on %s", self.device)
+
+    def close(self):
+        self.sim._fast.close()
 
     def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
         res = super().compute(positions, types, cell, pbc=pbc, neighbors=neighbors)
