@@ -358,22 +358,34 @@ static inline void tanh_unit(double z, const double *tplanes, long long nseg, do
     *dt = q;
 }
 
-/* §6.1 after the GEMM acc = x W, columns j0..j1: z = sat(rnd(acc, fx + e_j - 22) + B_j)
-   (zs[j] = 2^-k_j), tanh, idt (I = 1 and s_idt = 1 for a layer without: rnd(th, 0) = th), the
-   shortcut from xs[j] when xs is not NULL, sat. */
+/* §6.1 after the GEMM acc = x W, columns j0..j1 (≤ 256, the board's fitting width):
+   z = sat(rnd(acc, fx + e_j - 22) + B_j) (zs[j] = 2^-k_j), tanh, idt (I = 1 and s_idt = 1 for a
+   layer without: rnd(th, 0) = th), the shortcut from xs[j] when xs is not NULL, sat. Three
+   sweeps, so the two without table lookups vectorise. */
 static inline void fit_fwd_span(long long j0, long long j1, const double *a, const double *zs, const double *b,
                                 const double *tp, long long nseg, double t_end, double s_th, double s_dt,
                                 const double *idt, double s_idt, const double *xs, double s_sc, double *xo, double *d,
                                 long long *counts) {
+    double zz[256], yy[256];
+    long long cz = 0, cq = 0, cx = 0;
     for (long long j = j0; j < j1; j++) {
-        const double z = sat(rnd(a[j], zs[j]) + b[j], L27, &counts[C_Z]);
-        double th, q;
-        tanh_unit(z, tp, nseg, t_end, s_th, s_dt, &th, &q);
-        d[j] = sat(q, L18, &counts[C_TSLOPE]);
-        double y = rnd(th * idt[j], s_idt);
-        if (xs) y += rnd(xs[j], s_sc);
-        xo[j] = sat(y, L27, &counts[C_X]);
+        const double z = rnd(a[j], zs[j]) + b[j];
+        cz += (z > L27) | (z < -L27 - 1);
+        zz[j - j0] = clip(z, L27);
     }
+    for (long long j = j0; j < j1; j++) tanh_unit(zz[j - j0], tp, nseg, t_end, s_th, s_dt, &yy[j - j0], &d[j]);
+    for (long long j = j0; j < j1; j++) {
+        const double q = d[j];
+        cq += (q > L18) | (q < -L18 - 1);
+        d[j] = clip(q, L18);
+        double y = rnd(yy[j - j0] * idt[j], s_idt);
+        if (xs) y += rnd(xs[j], s_sc);
+        cx += (y > L27) | (y < -L27 - 1);
+        xo[j] = clip(y, L27);
+    }
+    counts[C_Z] += cz;
+    counts[C_TSLOPE] += cq;
+    counts[C_X] += cx;
 }
 
 /* shortcut: 0 none, 1 identity (x of the same width), 2 concat ([x, x], double width) */
