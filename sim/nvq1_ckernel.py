@@ -37,24 +37,30 @@ typedef struct {
     double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
     const double *ups, *uph, *gplanes, *pad, *sel;
 } nvq1_fwd_params;
-void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
-                   const int *nlist, const signed char *shifts, const long long *pos, long long *nk,
-                   long long *jj, double *rec, float *GG, double *T, double *X, long long *counts);
 typedef struct {
     long long n, K, m1, m2;
     double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
 } nvq1_bwd_params;
-void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
-                   const long long *nk, const long long *jj, const double *rec, const float *GG,
-                   double *F, double *virial, long long *counts);
-void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
-                  const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
-                  const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
-                  double *xout, double *dt, long long *counts);
-void nvq1_fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
-                      double s_idt, const double *dt, const double *s_col, double *out);
-void nvq1_fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
-                       long long g_stride, int shortcut, double s_sc, double *out, long long *counts);
+typedef struct {
+    long long nl, m1, m2, blk, K;
+    long long nin[16], nout[16], kind[16];
+    double s_sc[16], s_idt[16], s_gsc[16];
+    const double *w[16][8], *wt[16][8], *zs[16][8], *b[16][8], *idt[16][8], *s_col[16][8];
+    double s_acc[16][8];
+    const double *wf[8], *gtop[8];
+    double s_e[8], e_const[8];
+    long long gtop_clip[8];
+    const double *tplanes;
+    long long nseg;
+    double t_end, s_th, s_dt;
+    void *dgemm;
+} nvq1_fit_params;
+long long nvq1_work_doubles(const nvq1_fit_params *Fp);
+void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1_fit_params *Fp,
+                  const long long *coords, const long long *cell, const long long *types, const int *nlist,
+                  const signed char *shifts, const long long *order, long long nblk, const long long *blk_lo,
+                  const long long *blk_hi, double *work, float *GG, long long *iwork, double *atom_e, double *F,
+                  double *virial, long long *counts);
 """
 
 SOURCE = r"""
@@ -98,19 +104,20 @@ static inline void cubic6(const double *Q, double t, double *y, double *q) {
    the backward pass vectorises over slots), and GG[p*2*m1..] = G[m1] then G'[m1] (18-bit
    integers, exact in float32). gplanes[row][4][m1] = A, B+.5, C+.5, D fused with the 9-bit
    rounding. Also T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
-void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long long *cell, const long long *types,
-                   const int *nlist, const signed char *shifts, const long long *pos, long long *nk,
-                   long long *jj, double *rec, float *GG, double *T, double *X, long long *counts) {
-    const long long n = P->n, K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
+static void desc_fwd_rows(const nvq1_fwd_params *P, const long long *coords, const long long *cell,
+                          const long long *types, const int *nlist, const signed char *shifts, const long long *atoms,
+                          long long na, long long *nk, long long *jj, double *rec, float *GG, double *T, double *X,
+                          long long *counts) {
+    const long long K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
     double tacc[4 * 64], gtau[256];
     long long nin[8], grow[256];
     int gclamp[256];
-    for (long long i = 0; i < n; i++) {
-        const long long ti = types[i];
+    for (long long row = 0; row < na; row++) {
+        const long long i = atoms[row], ti = types[i];
         memset(tacc, 0, sizeof(double) * 4 * m1);
         for (int t = 0; t < nt; t++) nin[t] = 0;
         long long c = 0;
-        double *qi = rec + REC * K * i;
+        double *qi = rec + REC * K * row;
         for (long long k = 0; k < K; k++) {
             const long long j = nlist[i * K + k];
             if (j < 0) continue;
@@ -124,8 +131,7 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             if (far) continue;
             const long long u = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
             if (u >= P->u_cut) continue;
-            const long long p = i * K + c;
-            jj[p] = j;
+            jj[row * K + c] = j;
             const long long tj = types[j];
             nin[tj]++;
             /* §5.2: seg = u >> 37, t = (u >> 20) & (2^17 - 1); close contacts clamp to (k_lo, 0) */
@@ -165,7 +171,7 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
         /* second sweep over the slots just found: the M1 channels (independent of each other's
            scalar chains above, so the two sweeps keep the core busier than one) */
         for (long long cc = 0; cc < c; cc++) {
-            const long long p = i * K + cc;
+            const long long p = row * K + cc;
             const double R[4] = {qi[6 * K + cc], qi[7 * K + cc], qi[8 * K + cc], qi[9 * K + cc]};
             const int clamp = gclamp[cc];
             /* planes A, B+.5, C+.5, D fused with >>9; the slope's 3A, 2B+.5 and C fused with >>Gq are
@@ -204,7 +210,7 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             counts[C_G] += cg;
             counts[C_GQ] += cq;
         }
-        nk[i] = c;
+        nk[row] = c;
         /* §5.5 padding constants; §5.1 overflow atoms */
         int over = 0;
         for (long long tj = 0; tj < nt; tj++) {
@@ -216,10 +222,10 @@ void nvq1_desc_fwd(const nvq1_fwd_params *P, const long long *coords, const long
             }
         }
         counts[C_OVER] += over;
-        double *Ti = T + 4 * m1 * i;
+        double *Ti = T + 4 * m1 * row;
         for (long long m = 0; m < 4 * m1; m++) Ti[m] = sat(rnd(tacc[m], P->s_T), L18, &counts[C_T]);
         /* §5.6 D[m, a2] = sum_a T[a, m] T[a, a2] */
-        double *Xi = X + m1 * m2 * pos[i];
+        double *Xi = X + m1 * m2 * row;
         for (long long m = 0; m < m1; m++)
             for (long long a2 = 0; a2 < m2; a2++) {
                 double acc = Ti[m] * Ti[a2] + Ti[m1 + m] * Ti[m1 + a2] + Ti[2 * m1 + m] * Ti[2 * m1 + a2]
@@ -238,16 +244,15 @@ typedef struct {
    as nvq1_desc_fwd stored them): first the M1-channel sums per slot, then the scalar chain
    gR̃ -> gs, gh -> gu -> f vectorised across the slots, then the scatter into F and the virial.
    F (n x 3) and virial (9) are outputs (F rounded to FORCE, virial at VIRIAL). */
-void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double *gX, const double *T,
-                   const long long *nk, const long long *jj, const double *rec, const float *GG,
-                   double *F, double *virial, long long *counts) {
-    const long long n = P->n, K = P->K, m1 = P->m1, m2 = P->m2;
+static void desc_bwd_rows(const nvq1_bwd_params *P, const long long *atoms, long long na, const double *gX,
+                          const double *T, const long long *nk, const long long *jj, const double *rec,
+                          const float *GG, double *F, double *virial, long long *counts) {
+    const long long K = P->K, m1 = P->m1, m2 = P->m2;
     double gT[4 * 64], gTs[4 * 64], gg[64];
     double A0[256], A1[256], A2[256], A3[256], SG[256], f0[256], f1[256], f2[256];
-    memset(F, 0, sizeof(double) * 3 * n);
-    for (int d = 0; d < 9; d++) virial[d] = 0.0;
-    for (long long i = 0; i < n; i++) {
-        const double *gD = gX + m1 * m2 * pos[i], *Ti = T + 4 * m1 * i;
+    for (long long row = 0; row < na; row++) {
+        const long long i = atoms[row];
+        const double *gD = gX + m1 * m2 * row, *Ti = T + 4 * m1 * row;
         for (int a = 0; a < 4; a++) {
             const double *Ta = Ti + a * m1;
             for (long long m = 0; m < m1; m++) {
@@ -260,12 +265,12 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
                 gTs[a * m1 + m] = sat(rnd(v, 1.0 / 512.0), L18, &counts[C_GT18]);
             }
         }
-        const long long nc = nk[i];
-        const double *q = rec + REC * K * i;
+        const long long nc = nk[row];
+        const double *q = rec + REC * K * row;
         const double *r0 = q, *r1 = q + K, *r2 = q + 2 * K, *hh = q + 3 * K, *qs = q + 4 * K, *qh = q + 5 * K;
         long long cgg = 0;
         for (long long c = 0; c < nc; c++) {
-            const float *restrict G = GG + 2 * m1 * (i * K + c), *restrict Gq = G + m1;
+            const float *restrict G = GG + 2 * m1 * (row * K + c), *restrict Gq = G + m1;
             const double R0 = q[6 * K + c], R1 = q[7 * K + c], R2 = q[8 * K + c], R3 = q[9 * K + c];
             double a0 = 0, a1 = 0, a2 = 0, a3 = 0, sg = 0;
             for (long long m = 0; m < m1; m++) {
@@ -321,7 +326,7 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
             Fi[0] += f0[c]; Fi[1] += f1[c]; Fi[2] += f2[c];
         }
         for (long long c = 0; c < nc; c++) {
-            const long long j = jj[i * K + c];
+            const long long j = jj[row * K + c];
             F[3 * j] -= f0[c];
             F[3 * j + 1] -= f1[c];
             F[3 * j + 2] -= f2[c];
@@ -329,14 +334,11 @@ void nvq1_desc_bwd(const nvq1_bwd_params *P, const long long *pos, const double 
         F[3 * i] += Fi[0]; F[3 * i + 1] += Fi[1]; F[3 * i + 2] += Fi[2];
         for (int d = 0; d < 9; d++) virial[d] -= rnd(v[d], P->s_v);
     }
-    const double lim32 = 2147483647.0;
-    for (long long k = 0; k < 3 * n; k++) F[k] = sat(rnd(F[k], P->s_F), lim32, &counts[C_FORCE]);
 }
 
 /* §6.2 odd tanh table, planes[seg][7] = A, B+.5, C+.5, D fused with the value rounding,
-   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). The branch for
-   |z| >= 8 stays: most pre-activations of a trained net saturate, and the early exit beats a
-   branch-free loop with gathers by 2x. */
+   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). Scalar with a
+   branch for |z| >= 8: a branch-free version vectorised with gathers measured slower. */
 static inline void tanh_unit(double z, const double *tplanes, long long nseg, double t_end, double s_th,
                              double s_dt, double *th, double *dt) {
     const double mag = fabs(z);
@@ -389,10 +391,10 @@ static inline void fit_fwd_span(long long j0, long long j1, const double *a, con
 }
 
 /* shortcut: 0 none, 1 identity (x of the same width), 2 concat ([x, x], double width) */
-void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
-                  const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
-                  const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
-                  double *xout, double *dt, long long *counts) {
+static void fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
+                    const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
+                    const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
+                    double *xout, double *dt, long long *counts) {
     for (long long r = 0; r < rows; r++) {
         const double *a = acc + r * nout, *xi = xin + r * nin;
         double *xo = xout + r * nout, *d = dt + r * nout;
@@ -409,8 +411,8 @@ void nvq1_fit_fwd(long long rows, long long nout, long long nin, const double *a
 
 /* §7.1 before the GEMM: rnd(rnd(g_th * tanh', 16), e_j - min e) with g_th = rnd(g I, f_idt).
    g_stride 0 broadcasts one row (the constant gradient at the final layer). */
-void nvq1_fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
-                      double s_idt, const double *dt, const double *s_col, double *out) {
+static void fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
+                        double s_idt, const double *dt, const double *s_col, double *out) {
     for (long long r = 0; r < rows; r++) {
         const double *gr = g + r * g_stride, *d = dt + r * nout;
         double *o = out + r * nout;
@@ -422,8 +424,8 @@ void nvq1_fit_bwd_pre(long long rows, long long nout, const double *g, long long
 }
 
 /* §7.1 after the GEMM: g_x = sat(rnd(acc, f_g[l+1] + min e - f_g[l]) + shortcut'(g)). */
-void nvq1_fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
-                       long long g_stride, int shortcut, double s_sc, double *out, long long *counts) {
+static void fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
+                         long long g_stride, int shortcut, double s_sc, double *out, long long *counts) {
     for (long long r = 0; r < rows; r++) {
         const double *a = acc + r * nin, *gr = g + r * g_stride;
         double *o = out + r * nin;
@@ -434,6 +436,113 @@ void nvq1_fit_bwd_post(long long rows, long long nin, const double *acc, double 
             o[k] = sat(v, L27, &counts[C_GFIT]);
         }
     }
+}
+
+typedef struct {
+    long long nl, m1, m2, blk, K;
+    long long nin[16], nout[16], kind[16];
+    double s_sc[16], s_idt[16], s_gsc[16];
+    const double *w[16][8], *wt[16][8], *zs[16][8], *b[16][8], *idt[16][8], *s_col[16][8];
+    double s_acc[16][8];
+    const double *wf[8], *gtop[8];
+    double s_e[8], e_const[8];
+    long long gtop_clip[8];
+    const double *tplanes;
+    long long nseg;
+    double t_end, s_th, s_dt;
+    void *dgemm;
+} nvq1_fit_params;
+
+/* --- the whole evaluation --------------------------------------------------------------- */
+typedef void (*dgemm_t)(char *, char *, int *, int *, int *, double *, const double *, int *, const double *,
+                        int *, double *, double *, int *);
+
+/* C[rows x n] = A[rows x k] B[k x n], all row-major: BLAS dgemm (column-major, so C^T = B^T A^T)
+   when given, else plain loops. Exact either way: integer products and sums below 2^53. */
+static void gemm(const nvq1_fit_params *Fp, long long rows, long long n, long long k, const double *A,
+                 const double *Bm, double *C) {
+    if (Fp->dgemm) {
+        int m_ = (int)n, n_ = (int)rows, k_ = (int)k, lda = (int)n, ldb = (int)k, ldc = (int)n;
+        double one = 1.0, zero = 0.0;
+        char N = 'N';
+        ((dgemm_t)Fp->dgemm)(&N, &N, &m_, &n_, &k_, &one, Bm, &lda, A, &ldb, &zero, C, &ldc);
+        return;
+    }
+    for (long long r = 0; r < rows; r++) {
+        double *c = C + r * n;
+        for (long long j = 0; j < n; j++) c[j] = 0.0;
+        for (long long q = 0; q < k; q++) {
+            const double a = A[r * k + q], *bq = Bm + q * n;
+            for (long long j = 0; j < n; j++) c[j] += a * bq[j];
+        }
+    }
+}
+
+static long long widest(const nvq1_fit_params *Fp) {
+    long long w = Fp->m1 * Fp->m2;
+    for (long long l = 0; l < Fp->nl; l++) w = Fp->nout[l] > w ? Fp->nout[l] : w;
+    return w;
+}
+
+/* doubles of scratch nvq1_compute needs for blocks of Fp->blk atoms with Fp->K slots */
+long long nvq1_work_doubles(const nvq1_fit_params *Fp) {
+    const long long blk = Fp->blk, K = Fp->K, m1 = Fp->m1, w = widest(Fp);
+    return blk * (REC * K + 4 * m1 + (2 * Fp->nl + 5) * w);  /* rec, T, X acc gz g g2, x and tanh' per layer */
+}
+
+/* Per block of atoms of one centre type (order[blk_lo[b]..blk_hi[b]), at most Fp->blk): §5
+   for its atoms, the fitting net forward (§6) and backward (§7.1) with the GEMMs on the block,
+   then §7.2-7.3; so the per-slot G, G' stay in cache between the two descriptor passes.
+   atom_e, F (n x 3, FORCE) and virial (9, VIRIAL) are written in full. */
+void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1_fit_params *Fp,
+                  const long long *coords, const long long *cell, const long long *types, const int *nlist,
+                  const signed char *shifts, const long long *order, long long nblk, const long long *blk_lo,
+                  const long long *blk_hi, double *work, float *GG, long long *iwork, double *atom_e, double *F,
+                  double *virial, long long *counts) {
+    const long long n = P->n, K = P->K, m1 = P->m1, blk = Fp->blk, w = widest(Fp), nl = Fp->nl;
+    double *rec = work, *T = rec + blk * REC * K, *buf = T + blk * 4 * m1;
+    double *X = buf, *acc = X + blk * w, *gz = acc + blk * w, *gbuf = gz + blk * w, *gbuf2 = gbuf + blk * w;
+    double *xs = gbuf2 + blk * w, *dts = xs + nl * blk * w;  /* layer l: xs + l*blk*w, dts + l*blk*w */
+    long long *nk = iwork, *jj = nk + blk;
+    memset(F, 0, sizeof(double) * 3 * n);
+    for (int d = 0; d < 9; d++) virial[d] = 0.0;
+    for (long long bi = 0; bi < nblk; bi++) {
+        const long long *atoms = order + blk_lo[bi], rows = blk_hi[bi] - blk_lo[bi], t = types[atoms[0]];
+        desc_fwd_rows(P, coords, cell, types, nlist, shifts, atoms, rows, nk, jj, rec, GG, T, X, counts);
+        const double *x = X;
+        for (long long l = 0; l < nl; l++) {
+            gemm(Fp, rows, Fp->nout[l], Fp->nin[l], x, Fp->w[l][t], acc);
+            double *xo = xs + l * blk * w, *dt = dts + l * blk * w;
+            fit_fwd(rows, Fp->nout[l], Fp->nin[l], acc, Fp->zs[l][t], Fp->b[l][t], Fp->tplanes, Fp->nseg, Fp->t_end,
+                    Fp->s_th, Fp->s_dt, Fp->idt[l][t], Fp->s_idt[l], x, (int)Fp->kind[l], Fp->s_sc[l], xo, dt, counts);
+            x = xo;
+        }
+        /* §6.3 energy: E = rnd(sum_k x_k W_k, F_A + e - 24) + C */
+        const long long nlast = nl ? Fp->nout[nl - 1] : m1 * P->m2;
+        for (long long r = 0; r < rows; r++) {
+            double e = 0.0;
+            for (long long k = 0; k < nlast; k++) e += x[r * nlast + k] * Fp->wf[t][k];
+            atom_e[atoms[r]] = rnd(e, Fp->s_e[t]) + Fp->e_const[t];
+        }
+        /* §7.1, from the constant gradient at the final layer's input (clips charged per atom) */
+        counts[C_GFIT] += Fp->gtop_clip[t] * rows;
+        const double *g = Fp->gtop[t];
+        long long stride = 0;
+        double *gout = gbuf, *gother = gbuf2;
+        for (long long l = nl - 1; l >= 0; l--) {
+            fit_bwd_pre(rows, Fp->nout[l], g, stride, Fp->idt[l][t], Fp->s_idt[l], dts + l * blk * w,
+                        Fp->s_col[l][t], gz);
+            gemm(Fp, rows, Fp->nin[l], Fp->nout[l], gz, Fp->wt[l][t], acc);
+            fit_bwd_post(rows, Fp->nin[l], acc, Fp->s_acc[l][t], g, stride, (int)Fp->kind[l], Fp->s_gsc[l], gout,
+                         counts);
+            g = gout;
+            stride = Fp->nin[l];
+            double *tmp = gout; gout = gother; gother = tmp;
+        }
+        desc_bwd_rows(B, atoms, rows, g, T, nk, jj, rec, GG, F, virial, counts);
+    }
+    const double lim32 = 2147483647.0;
+    for (long long k = 0; k < 3 * n; k++) F[k] = sat(rnd(F[k], B->s_F), lim32, &counts[C_FORCE]);
 }
 """
 

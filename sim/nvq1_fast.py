@@ -44,8 +44,8 @@ def rnd(x, k):
 
 
 class FastKernel:
-    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True):
-        self.M, self.probe = M, probe
+    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True, use_blas: bool = True):
+        self.M, self.probe, self.use_blas = M, probe, use_blas
         self.maxima: dict[str, float] = {}
         f = np.float64
         # u tables: planes [nt, N_u, 6] per function: A, B, C, D, A3, B2 (C reused for slope)
@@ -61,7 +61,8 @@ class FastKernel:
             np.stack([a, b + 0.5, c + 0.5, _fused(d, SHORT_SHIFT), 3 * a, 2 * b + 0.5, _fused(c, kq)], axis=2))
         ntab, ns = self.g_planes.shape[:2]
         self.ones_m1 = np.ones(M.m1)
-        within = M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES  # the C passes' scratch sizes (board limits)
+        # the C pass's fixed-size arrays (board limits) and at least one hidden layer
+        within = M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES and 2 <= len(M.layers) <= 17
         self.clib = None if (probe or not use_c or not within) else nvq1_ckernel.get()
         # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
         # when that already fits 18 bits after the shift, G and G' cannot saturate and the
@@ -253,14 +254,18 @@ class FastKernel:
         return atom_e, forces, virial, counts, int(np.count_nonzero(over))
 
     # -- fused C path ---------------------------------------------------------------
+    BLOCK = 32  # atoms per block of the C pass: their per-slot G, G' (~400 kB) stay in cache
+
     def _setup_c(self):
-        """Per-image constants of the C passes: table pointers, per-layer scale vectors."""
+        """Per-image constants of the C pass: table pointers, fractions as scales, the fitting
+        layers per centre type, and BLAS dgemm (scipy's, through its C API) for the GEMMs."""
         ffi, _ = self.clib
         M, fr = self.M, self.M.frac
         F_G = fr["Gt"] - SHORT_SHIFT
         keep = self._c_keep = []  # arrays the C structs point into
 
         def ptr(a, ty="double *"):
+            a = np.ascontiguousarray(a, dtype=np.float64) if ty == "double *" else a
             keep.append(a)
             return ffi.cast(ty, a.ctypes.data)
 
@@ -273,9 +278,9 @@ class FastKernel:
         P.ups, P.uph = ptr(self.u_planes_c[0]), ptr(self.u_planes_c[1])
         # G planes A, B+.5, C+.5, D9; the C pass derives 3A, 2B+.5 and C9 = (C+.5 + c9_off)·c9_sc,
         # the same values as _fused(C, Gq)
-        P.gplanes = ptr(np.ascontiguousarray(self.g_planes[:, :, :4]))
+        P.gplanes = ptr(self.g_planes[:, :, :4])
         P.c9_off, P.c9_sc = (2.0 ** (fr["Gq"] - 1), 2.0 ** -fr["Gq"]) if fr["Gq"] > 0 else (0.0, 1.0)
-        P.pad, P.sel = ptr(np.ascontiguousarray(self.pad)), ptr(self.sel)
+        P.pad, P.sel = ptr(self.pad), ptr(self.sel)
         B = self._bwd = ffi.new("nvq1_bwd_params *")
         B.m1, B.m2 = M.m1, M.m2
         k = dict(s_gT=M.f_g[0] + fr["T"] - fr["gT"], s_gr=fr["gT"] + F_G - fr["gR"],
@@ -286,95 +291,55 @@ class FastKernel:
                  s_F=fr["p"] - F_F)
         for name, shift in k.items():
             setattr(B, name, 2.0 ** -shift)
-        # fitting layers, per layer and centre type: GEMM operands and the scale vectors of §6.1/§7.1
-        self._fit = []
+        # fitting layers: per layer and centre type the GEMM operands and the scales of §6.1/§7.1
+        Fp = self._fitp = ffi.new("nvq1_fit_params *")
+        Fp.nl, Fp.m1, Fp.m2, Fp.blk = len(M.layers) - 1, M.m1, M.m2, self.BLOCK
         fx = fr["D"]
         for l, (L, layer) in enumerate(zip(self.layers[:-1], M.layers[:-1])):
-            per_type = []
+            Fp.nin[l], Fp.nout[l] = L["w"].shape[1], L["w"].shape[2]
+            Fp.kind[l] = {"none": 0, "identity": 1, "concat": 2}[layer.shortcut]
+            Fp.s_sc[l], Fp.s_gsc[l] = 2.0 ** -(fx - F_A), 2.0 ** -(M.f_g[l + 1] - M.f_g[l])
+            Fp.s_idt[l] = 1.0 if L["idt"] is None else 2.0**-layer.f_idt  # no idt: I = 1, rnd(th, 0) = th
             for t in range(M.ntypes):
                 e = L["e"][t]
                 emin = float(e.min())
-                per_type.append(dict(
-                    w=np.ascontiguousarray(L["w"][t]), wt=np.ascontiguousarray(L["w"][t].T),
-                    zs=ptr(np.exp2(-(fx + e - F_Z))), b=ptr(np.ascontiguousarray(L["b"][t])),
-                    idt=ptr(np.ones(L["w"].shape[2]) if L["idt"] is None else np.ascontiguousarray(L["idt"][t])),
-                    s_col=ptr(np.exp2(-(e - emin))), s_acc=2.0 ** -(M.f_g[l + 1] + emin - M.f_g[l])))
-            kind = {"none": 0, "identity": 1, "concat": 2}[layer.shortcut]
-            self._fit.append(dict(types=per_type, nin=L["w"].shape[1], nout=L["w"].shape[2], kind=kind,
-                                  s_sc=2.0 ** -(fx - F_A), s_idt=1.0 if L["idt"] is None else 2.0**-layer.f_idt,
-                                  s_gsc=2.0 ** -(M.f_g[l + 1] - M.f_g[l])))
+                Fp.w[l][t], Fp.wt[l][t] = ptr(L["w"][t]), ptr(L["w"][t].T)
+                Fp.zs[l][t], Fp.b[l][t] = ptr(np.exp2(-(fx + e - F_Z))), ptr(L["b"][t])
+                Fp.idt[l][t] = ptr(np.ones(Fp.nout[l]) if L["idt"] is None else L["idt"][t])
+                Fp.s_col[l][t] = ptr(np.exp2(-(e - emin)))
+                Fp.s_acc[l][t] = 2.0 ** -(M.f_g[l + 1] + emin - M.f_g[l])
             fx = F_A
-        self._tplanes = ptr(self.t_planes_c)
-        # §7.1 start per centre type: the constant gradient at the final layer's input, and its
-        # clip count (charged once per atom of that type, as in the reference)
-        self._g_top_c = []
+        final = self.layers[-1]
         for t in range(M.ntypes):
+            Fp.wf[t] = ptr(final["w"][t][:, 0])
+            Fp.s_e[t], Fp.e_const[t] = 2.0 ** -(fx + float(final["e"][t][0]) - F_E), float(M.e_const[t])
+            # §7.1 start: the constant gradient at the final layer's input, and its clip count
             once: dict[str, int] = {}
-            g = np.ascontiguousarray(self._g_top(t, 1, once))
-            self._g_top_c.append((ptr(g), once.get("g", 0)))
+            Fp.gtop[t] = ptr(self._g_top(t, 1, once))
+            Fp.gtop_clip[t] = once.get("g", 0)
+        Fp.tplanes, Fp.nseg, Fp.t_end = ptr(self.t_planes_c), self.t_planes_c.shape[0], self.t_end
+        Fp.s_th, Fp.s_dt = 2.0 ** -(F_TANH - F_A), 2.0 ** -(F_TANH - LT - F_DT)
+        Fp.dgemm = _scipy_dgemm(ffi) if self.use_blas else ffi.NULL
         self._plan_key = None
 
     def _plan(self, n, K, bounds):
-        """Work arrays and prepared C arguments for one (atoms, slots, atoms per type) shape.
-
-        Reused between calls (fresh multi-MB arrays cost more in page faults than the
-        arithmetic, and preparing ~200 pointers costs as much as a C pass), so a kernel object
-        must not be shared between threads."""
+        """Scratch arrays and the atom blocks for one (atoms, slots, atoms per type) shape, reused
+        between calls (so a kernel object must not be shared between threads)."""
         key = (n, K, bounds)
         if self._plan_key == key:
             return self._plan_val
         ffi, lib = self.clib
-        M = self.M
-        keep = []
-
-        def ptr(a, ty="double *"):
-            keep.append(a)
-            return ffi.cast(ty, a.ctypes.data)
-
-        widths = [f["nout"] for f in self._fit]
-        pl = dict(keep=keep, nk=np.empty(n, np.int64), jj=np.empty(n * K, np.int64), rec=np.empty((n, 10, K)),
-                  GG=np.empty((n * K, 2 * M.m1), np.float32), T=np.empty((n, 4, M.m1)), X=np.empty((n, M.m1 * M.m2)),
-                  F=np.empty((n, 3)), virial=np.empty((3, 3)), cnt=np.zeros(len(nvq1_ckernel.SITES), np.int64),
-                  pos=np.empty(n, np.int64), atom_e=np.empty(n))
-        x = [pl["X"]] + [np.empty((n, w)) for w in widths]
-        dt = [np.empty((n, w)) for w in widths]
-        g = [np.empty((n, self._fit[0]["nin"]))] + [np.empty((n, w)) for w in widths[:-1]]
-        acc_flat, gz_flat = np.empty(n * max(widths + [M.m1 * M.m2])), np.empty(n * max(widths))
-        cnt = ptr(pl["cnt"], "long long *")
-        per_type = []
-        for t in range(M.ntypes):
-            lo, hi = bounds[t], bounds[t + 1]
-            rows = hi - lo
-            if rows == 0:
-                continue
-            fwd, bwd = [], []
-            for l, fit in enumerate(self._fit):
-                L = fit["types"][t]
-                acc = acc_flat[: rows * fit["nout"]].reshape(rows, fit["nout"])
-                xi, xo, d = x[l][lo:hi], x[l + 1][lo:hi], dt[l][lo:hi]
-                fwd.append((xi, L["w"], acc, (
-                    rows, fit["nout"], fit["nin"], ptr(acc), L["zs"], L["b"], self._tplanes, self.t_planes.shape[0],
-                    self.t_end, 2.0 ** -(F_TANH - F_A), 2.0 ** -(F_TANH - LT - F_DT), L["idt"], fit["s_idt"], ptr(xi),
-                    fit["kind"], fit["s_sc"], ptr(xo), ptr(d), cnt)))
-            gp, stride = self._g_top_c[t][0], 0
-            for l in range(len(self._fit) - 1, -1, -1):
-                fit, L = self._fit[l], self._fit[l]["types"][t]
-                gz = gz_flat[: rows * fit["nout"]].reshape(rows, fit["nout"])
-                acc = acc_flat[: rows * fit["nin"]].reshape(rows, fit["nin"])
-                gn = g[l][lo:hi]
-                bwd.append(((rows, fit["nout"], gp, stride, L["idt"], fit["s_idt"], ptr(dt[l][lo:hi]), L["s_col"],
-                             ptr(gz)), gz, L["wt"], acc,
-                            (rows, fit["nin"], ptr(acc), L["s_acc"], gp, stride, fit["kind"], fit["s_gsc"], ptr(gn),
-                             cnt)))
-                gp, stride = ptr(gn), fit["nout"]
-            per_type.append((t, lo, hi, fwd, x[-1][lo:hi], bwd))
-        pl["per_type"] = per_type
-        pl["fwd_args"] = (self._fwd, None, None, None, None, None, ptr(pl["pos"], "long long *"),
-                          ptr(pl["nk"], "long long *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
-                          ptr(pl["GG"], "float *"), ptr(pl["T"]), ptr(pl["X"]), cnt)
-        pl["bwd_args"] = (self._bwd, ptr(pl["pos"], "long long *"), ptr(g[0]), ptr(pl["T"]),
-                          ptr(pl["nk"], "long long *"), ptr(pl["jj"], "long long *"), ptr(pl["rec"]),
-                          ptr(pl["GG"], "float *"), ptr(pl["F"]), ptr(pl["virial"]), cnt)
+        M, Fp, blk = self.M, self._fitp, self.BLOCK
+        Fp.K = K
+        lo = [a for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
+        hi = [min(a + blk, bounds[t + 1]) for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
+        pl = dict(work=np.empty(lib.nvq1_work_doubles(Fp)), GG=np.empty(blk * K * 2 * M.m1, np.float32),
+                  iwork=np.empty(blk * (K + 1), np.int64), lo=np.array(lo, np.int64), hi=np.array(hi, np.int64),
+                  cnt=np.zeros(len(nvq1_ckernel.SITES), np.int64), virial=np.empty((3, 3)))
+        p = {k: ffi.cast("double *" if v.dtype == np.float64 else "float *" if v.dtype == np.float32 else
+                         "long long *", v.ctypes.data) for k, v in pl.items()}
+        pl["args"] = (len(lo), p["lo"], p["hi"], p["work"], p["GG"], p["iwork"])
+        pl["cnt_p"], pl["virial_p"] = p["cnt"], p["virial"]
         self._plan_key, self._plan_val = key, pl
         return pl
 
@@ -387,47 +352,24 @@ class FastKernel:
         nlist = np.ascontiguousarray(nlist, dtype=np.int32)
         n, K = nlist.shape
         shifts = np.ascontiguousarray(np.broadcast_to(shifts, (n, K, 3)), dtype=np.int8)
-        # the C passes index with these unchecked (Nvq1Simulator refuses such requests earlier)
+        # the C pass indexes with these unchecked (Nvq1Simulator refuses such requests earlier)
         if (nlist.size and nlist.max() >= n) or (n and (types.min() < 0 or types.max() >= M.ntypes)):
             raise IndexError("neighbour index or atom type out of range")
-        # atoms sorted by type, so each centre type's fitting net runs on one contiguous block
+        # atoms sorted by type: every block of the C pass has one centre type (one set of weights)
         per = np.bincount(types, minlength=M.ntypes)
         pl = self._plan(n, K, (0, *np.cumsum(per).tolist()))
-        pos = pl["pos"]
-        pos[np.argsort(types, kind="stable")] = np.arange(n)
+        order = np.argsort(types, kind="stable")
         cnt = pl["cnt"]
         cnt[:] = 0
-        P = self._fwd
-        P.n, P.K = n, K
-        a = pl["fwd_args"]
-        lib.nvq1_desc_fwd(a[0], ffi.cast("long long *", coords.ctypes.data), ffi.cast("long long *", cell.ctypes.data),
-                          ffi.cast("long long *", types.ctypes.data), ffi.cast("int *", nlist.ctypes.data),
-                          ffi.cast("signed char *", shifts.ctypes.data), *a[6:])
-        # §6-7.1 fitting net per centre type: GEMMs in BLAS, the elementwise steps in C
-        counts: dict[str, int] = {}
-        atom_e = pl["atom_e"]
-        final = self.layers[-1]
-        f_x = F_A if self._fit else M.frac["D"]
-        for t, lo, hi, fwd, x_last, bwd in pl["per_type"]:
-            for x, w, acc, args in fwd:
-                np.matmul(x, w, out=acc)
-                lib.nvq1_fit_fwd(*args)
-            atom_e[lo:hi] = rnd(x_last @ final["w"][t][:, 0], f_x + float(final["e"][t][0]) - F_E) + float(M.e_const[t])
-            if self._g_top_c[t][1]:
-                counts["g"] = counts.get("g", 0) + self._g_top_c[t][1] * (hi - lo)
-            for pre, gz, wt, acc, post in bwd:
-                lib.nvq1_fit_bwd_pre(*pre)
-                np.matmul(gz, wt, out=acc)
-                lib.nvq1_fit_bwd_post(*post)
-        # §7.2-7.3
-        B = self._bwd
-        B.n, B.K = n, K
-        lib.nvq1_desc_bwd(*pl["bwd_args"])
-        for site, c in zip(nvq1_ckernel.SITES, cnt.tolist()):
-            if c and site != "overflow":
-                counts[site] = counts.get(site, 0) + c
-        over = int(cnt[nvq1_ckernel.SITE["overflow"]])
-        return atom_e[pos], pl["F"].copy(), pl["virial"].copy(), counts, over
+        self._fwd.n, self._fwd.K, self._bwd.n, self._bwd.K = n, K, n, K
+        atom_e, forces = np.empty(n), np.empty((n, 3))
+        lp = lambda a: ffi.cast("long long *", a.ctypes.data)  # noqa: E731
+        lib.nvq1_compute(self._fwd, self._bwd, self._fitp, lp(coords), lp(cell), lp(types),
+                         ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
+                         lp(order), *pl["args"], ffi.cast("double *", atom_e.ctypes.data),
+                         ffi.cast("double *", forces.ctypes.data), pl["virial_p"], pl["cnt_p"])
+        counts = {site: c for site, c in zip(nvq1_ckernel.SITES, cnt.tolist()) if c and site != "overflow"}
+        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[nvq1_ckernel.SITE["overflow"]])
 
     def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
         fr = self.M.frac
@@ -530,3 +472,21 @@ def _shortcut_grad(kind, g, nin, shift):
     if kind == "concat":
         return rnd(g[:, :nin] + g[:, nin:], shift)
     return 0.0
+
+
+def _scipy_dgemm(ffi):
+    """BLAS dgemm as a C function pointer (scipy.linalg.cython_blas exports it), or NULL: the
+    C pass then multiplies with plain loops (exact too, slower)."""
+    try:
+        import ctypes
+
+        from scipy.linalg import cython_blas
+
+        capsule = cython_blas.__pyx_capi__["dgemm"]
+        api = ctypes.pythonapi
+        api.PyCapsule_GetName.restype, api.PyCapsule_GetName.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        return ffi.cast("void *", api.PyCapsule_GetPointer(capsule, api.PyCapsule_GetName(capsule)))
+    except Exception:  # no scipy, or a build without the C API
+        return ffi.NULL

@@ -65,15 +65,18 @@ def test_reference_and_fast_bit_identical(backend, quantized, which):
 
 
 def _kernels(model):
-    """The fast kernel with its C passes and with numpy only (skips when no compiler is available)."""
+    """The fast kernel with its C pass (GEMMs in BLAS, and in plain C loops) and with numpy only
+    (skips when no compiler is available)."""
     from nvnmd.sim import nvq1_ckernel
     from nvnmd.sim.nvq1_fast import FastKernel
 
     if nvq1_ckernel.get() is None:
         pytest.skip("no C compiler: the numpy path is the fast kernel")
-    with_c, numpy_only = FastKernel(model), FastKernel(model, use_c=False)
-    assert with_c.clib is not None and numpy_only.clib is None
-    return with_c, numpy_only
+    with_c, no_blas, numpy_only = FastKernel(model), FastKernel(model, use_blas=False), FastKernel(model, use_c=False)
+    ffi = with_c.clib[0]
+    assert with_c._fitp.dgemm != ffi.NULL and no_blas._fitp.dgemm == ffi.NULL  # scipy's BLAS found; loops
+    assert numpy_only.clib is None
+    return with_c, no_blas, numpy_only
 
 
 def _same_raw(a, b):
@@ -85,16 +88,19 @@ def _same_raw(a, b):
 @pytest.mark.parametrize("squeeze", [1.0, 0.62])
 def test_c_passes_match_numpy_on_all_shipped_frames(backend, quantized, squeeze):
     """Every shipped frame (50- and 400-atom cells), with a Verlet skin, and compressed so that
-    close contacts, T/D clips and neighbour overflow occur: C passes == numpy path, counters too.
-    One kernel object runs all frames, so its per-shape work arrays are rebuilt and reused."""
-    with_c, numpy_only = _kernels(quantized[0])
+    close contacts, T/D clips and neighbour overflow occur: C pass (BLAS or loop GEMMs) == numpy
+    path, counters too. One kernel object runs all frames, so its scratch and atom blocks are
+    rebuilt for every shape (400 atoms span several 32-atom blocks per type) and reused."""
+    with_c, no_blas, numpy_only = _kernels(quantized[0])
     sizes = set()
     for frame in quantized[1]:
         coord, cell = frame.coord * squeeze, frame.cell * squeeze
         nl = build_neighbor_list(coord, cell, backend.rcut + (1.0 if squeeze == 1.0 else 0.0))
         req = encode_request(coord, frame.types, cell, nl.nlist, nl.shifts)
         args = (req.coords, req.types, req.cell, req.nlist, req.shifts)
-        _same_raw(with_c.compute(*args), numpy_only.compute(*args))
+        expected = numpy_only.compute(*args)
+        _same_raw(with_c.compute(*args), expected)
+        _same_raw(no_blas.compute(*args), expected)
         sizes.add(frame.natoms)
     assert {50, 400} <= sizes
 
@@ -116,9 +122,8 @@ def test_saturating_model_counts_identical(backend, quantized):
     req = _request(frame, backend.rcut + 1.0)
     args = (req.coords, req.types, req.cell, req.nlist, req.shifts)
     ref = compute_reference(hot, *args)
-    with_c, numpy_only = _kernels(hot)
-    _same_raw(with_c.compute(*args), ref)
-    _same_raw(numpy_only.compute(*args), ref)
+    for kernel in _kernels(hot):
+        _same_raw(kernel.compute(*args), ref)
     assert {"D", "z", "g"} <= set(ref[3]) and len(ref[3]) >= 5, ref[3]
 
 
