@@ -75,15 +75,21 @@ static int after(const int *nl, const signed char *sh, long long a, long long b)
     return 0;
 }
 
-long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
-                   const long long *cell_start, const long long *ncell, const long long *range,
-                   const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
-                   int *nlist, signed char *shifts, long long *counts, double *best,
-                   const double *fw, const double *blen, double bound_scale, long long *acc, double *dacc) {
+#define R restrict
+long long nl_build(long long n, const double *R xw, const double *R xb, const long long *R ib,
+                   const long long *R cell_of, const long long *R cell_start, const long long *R ncell,
+                   const long long *R range, const double *R cell, const long long *R offset, const long long *R ob,
+                   double cutoff2, long long width, int *R nlist, signed char *R shifts, long long *R counts,
+                   double *R best, const double *R fw, const double *R blen, double bound_scale, long long *R acc,
+                   double *R dacc) {
+    /* restrict: the one-byte shift stores would otherwise make the compiler reload every array
+       after each store (a char pointer may alias anything) */
     /* returns the widest row; rows wider than `width` are counted but not written (the caller
        retries wider). best = {d2, i, j, s0, s1, s2} of the closest pair, first in (i, j, shift)
        order on ties. */
-    best[0] = 1e300;
+    /* closest pair so far, kept in registers: {d2, i, j, t0, t1, t2} */
+    double bd2 = 1e300;
+    long long bi = 0, bj = 0, b0 = 0, b1 = 0, b2 = 0;
     /* bins entirely beyond the cutoff (a lower bound on the distance, with a margin far above
        rounding) are skipped; they cannot hold a pair, so the list is the same */
     const double lim = cutoff2 * (1.0 + 1e-9) + 1e-9;
@@ -157,17 +163,19 @@ long long nl_build(long long n, const double *xw, const double *xb, const long l
                             signed char *sh = shifts + 3 * (i * width + k);
                             sh[0] = (signed char)t0; sh[1] = (signed char)t1; sh[2] = (signed char)t2;
                         }
-                        if (d2 <= best[0]) {
-                            int better = d2 < best[0] || i < (long long)best[1] ||
-                                (i == (long long)best[1] && (j < (long long)best[2] || (j == (long long)best[2] &&
-                                 (t0 < best[3] || (t0 == best[3] && (t1 < best[4] || (t1 == best[4] && t2 < best[5])))))));
-                            if (better) { best[0] = d2; best[1] = i; best[2] = j; best[3] = t0; best[4] = t1; best[5] = t2; }
+                        if (d2 <= bd2) {
+                            int better = d2 < bd2 || i < bi ||
+                                (i == bi && (j < bj || (j == bj &&
+                                 (t0 < b0 || (t0 == b0 && (t1 < b1 || (t1 == b1 && t2 < b2)))))));
+                            if (better) { bd2 = d2; bi = i; bj = j; b0 = t0; b1 = t1; b2 = t2; }
                         }
                     }
                 }
             }
         }
     }
+    best[0] = bd2; best[1] = (double)bi; best[2] = (double)bj; best[3] = (double)b0; best[4] = (double)b1;
+    best[5] = (double)b2;
     long long widest = 0;
     for (long long i = 0; i < n; i++) if (counts[i] > widest) widest = counts[i];
     if (widest > width) return widest;
@@ -185,12 +193,15 @@ long long nl_build(long long n, const double *xw, const double *xb, const long l
         }
         int *dn = nlist + i * widest;
         signed char *ds = shifts + 3 * i * widest;
-        memmove(dn, nl, counts[i] * sizeof(int));
-        memmove(ds, sh, 3 * counts[i]);
+        if (dn != nl) {
+            memmove(dn, nl, counts[i] * sizeof(int));
+            memmove(ds, sh, 3 * counts[i]);
+        }
         for (long long k = counts[i]; k < widest; k++) { dn[k] = -1; ds[3 * k] = ds[3 * k + 1] = ds[3 * k + 2] = 0; }
     }
     return widest;
 }
+#undef R
 
 /* 1 if some atom moved more than sqrt(limit2) from ref: the Verlet-list rebuild test, run every
    step. The squared displacement is formed as ((dx*dx + dy*dy) + dz*dz) with no fused
@@ -208,6 +219,7 @@ int moved_beyond(long long n, const double *x, const double *ref, double limit2)
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
 
+_WIDTH_HINT: dict = {}  # (natoms, cutoff) -> row width to try first
 _LIBRARY = CLibrary("nvnmd_nl", CDEF, SOURCE, FLAGS, fallback="ASE's cell list")
 
 
@@ -252,8 +264,10 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
     xw = np.ascontiguousarray(positions - offset @ cell)
     volume = abs(np.linalg.det(cell))
     heights = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-    # bins of about cutoff/2: ~3.7 candidates per neighbour instead of ~6.4 with cutoff-sized bins
-    ncell = np.maximum(1, np.floor(2.0 * heights / cutoff)).astype(np.int64)
+    # bins at least a cutoff wide: ~6 candidates per neighbour, but each z column of the 3x3
+    # stencil is one contiguous run, and the branch-free distance loop over a long run is
+    # cheaper than many short runs over half-cutoff bins (measured ~20 % faster on LGPS)
+    ncell = np.maximum(1, np.floor(heights / cutoff)).astype(np.int64)
     rng = np.ceil(cutoff * ncell / heights).astype(np.int64)
     # shifts are int8 on the board and one byte each in the kernel's sort keys
     # bin images reach |s| <= ceil(range / ncell), so |shift| <= that + 2 max|offset|
@@ -267,8 +281,11 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
     # positions and image offsets in bin order: the inner loop reads them sequentially
     xb = np.ascontiguousarray(xw[cell_atoms])
     ob = np.ascontiguousarray(offset[cell_atoms])
-    # rows are written in place at a guessed width; a row that does not fit makes one retry
-    width = int(4.19 * cutoff**3 * n / volume * 1.3 + 16)
+    # rows are written in place at a guessed width; a row that does not fit makes one retry.
+    # Repeated builds of one system (an MD run) guess from the last widest row: atoms move
+    # little between builds, and a tight guess keeps the rows (and the compaction) small.
+    key = (n, cutoff)
+    width = _WIDTH_HINT.get(key) or int(4.19 * cutoff**3 * n / volume * 1.3 + 16)
     counts = np.empty(n, dtype=np.int64)
     best = np.zeros(6)
     cellc = np.ascontiguousarray(cell)
@@ -302,6 +319,8 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
             f"atoms {int(best[1])} and {int(best[2])} are {np.sqrt(best[0]):.3f} Å apart, "
             f"closer than the minimum {min_distance:.3f} Å"
         )
+    _WIDTH_HINT.clear()  # one system at a time: the hint is for the run in progress
+    _WIDTH_HINT[key] = int(widest) + max(4, int(widest) // 16)
     # the kernel compacted the rows to stride `widest` at the start of the buffers
     nlist = nlist.reshape(-1)[: n * widest].reshape(n, widest)
     shifts = shifts.reshape(-1)[: 3 * n * widest].reshape(n, widest, 3)

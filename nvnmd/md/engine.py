@@ -170,7 +170,7 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
         save_checkpoint(ckpt_path, sys, integ, reporter.offsets(), config)
 
     volume = abs(float(np.linalg.det(cell)))
-    start_step, t0 = sys.step, time.perf_counter()
+    start_step, t0, cpu0 = sys.step, time.perf_counter(), time.process_time()
     bar = None
     if progress:
         from tqdm import tqdm
@@ -193,11 +193,13 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
         if bar is not None:
             bar.close()
         reporter.close()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     done = sys.step - start_step
     return {
         "steps": sys.step, "natoms": len(atoms), "volume_A3": volume, "neighbor_builds": nlist.builds,
         "seconds": elapsed, "us_per_atom_step": 1e6 * elapsed / max(done * len(atoms), 1),
+        # CPU time of this process (all its threads): on a shared machine, the cost of the work itself
+        "cpu_seconds": cpu, "cpu_us_per_atom_step": 1e6 * cpu / max(done * len(atoms), 1),
         "ns_per_day": done * config.dt_fs * 1e-6 / max(elapsed, 1e-9) * 86400,
     }
 
