@@ -63,3 +63,23 @@ def test_auto_selection_and_errors(tmp_path, student_path):
         make_backend("sim")
     with pytest.raises(NvnmdError, match="unknown backend"):
         make_backend("gpu")
+
+
+def test_quantized_result_decoding_and_overflow():
+    # the tail SimBackend and BoardBackend share: codes -> eV, and overflow is an error
+    from nvnmd.backends.decode import to_result
+    from nvnmd.compute import ComputeResult
+    from nvnmd.errors import NeighborOverflowError
+    from nvnmd.formats import ENERGY, FORCE
+
+    n = 3
+    forces = np.arange(9, dtype=np.int64).reshape(n, 3) * 1000
+    raw = ComputeResult(energy=np.int64(-123456789), atom_energy=np.full(n, -41152263, dtype=np.int64),
+                        forces=forces, virial=np.zeros((3, 3), dtype=np.int64), saturations=2)
+    res = to_result(raw, 6.0, [32, 8, 8, 40], link={"requests": 1})
+    assert res.energy == float(ENERGY.decode(np.int64(-123456789)))
+    np.testing.assert_array_equal(res.forces, FORCE.decode(forces))
+    assert res.info["saturations"] == 2 and res.info["raw"] is raw and res.info["link"] == {"requests": 1}
+    raw.overflow_atoms = 5
+    with pytest.raises(NeighborOverflowError, match=r"^5 atoms have more neighbours .* sel \[32, 8, 8, 40\]"):
+        to_result(raw, 6.0, [32, 8, 8, 40])

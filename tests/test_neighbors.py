@@ -90,3 +90,33 @@ def test_min_distance_refused():
 def test_no_neighbours():
     nl = build_neighbor_list(np.zeros((1, 3)), np.eye(3) * 20.0, 5.0)
     assert nl.nlist.shape == (1, 0) and nl.shifts.shape == (1, 0, 3)
+
+
+def test_repeated_builds_with_a_stale_width_hint():
+    # an MD run's builds guess the row width from the previous one; a denser structure with
+    # the same atom count must still come out complete (the kernel retries wider)
+    rng = np.random.default_rng(5)
+    cell = np.diag([14.0, 15.0, 16.0])
+    sparse = rng.uniform(0.0, 1.0, (120, 3)) @ cell
+    dense = rng.uniform(0.0, 0.4, (120, 3)) @ cell
+    for positions in (sparse, dense, sparse):
+        assert_same(positions, cell, 5.0)
+
+
+def test_moved_beyond_is_the_displacement_rule():
+    from nvnmd.neighbors import moved_beyond
+
+    rng = np.random.default_rng(11)
+    ref = rng.uniform(0.0, 20.0, (500, 3))
+    for scale in (0.05, 0.2, 0.4):
+        pos = ref + rng.normal(0.0, scale, ref.shape)
+        d = pos - ref
+        expect = bool(np.max(np.sum(d * d, axis=1)) > 0.5**2)
+        assert moved_beyond(pos, ref, 0.5) is expect
+    # exactly half a skin is not beyond it; the next float up is
+    pos = ref.copy()
+    pos[7, 0] = ref[7, 0] + 0.5
+    exact = (pos[7, 0] - ref[7, 0]) ** 2
+    assert moved_beyond(pos, ref, float(np.sqrt(exact))) is False
+    assert moved_beyond(pos, ref, 0.25) is True
+    assert moved_beyond(ref[:0], ref[:0], 0.5) is False
