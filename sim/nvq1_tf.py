@@ -198,11 +198,12 @@ class TfKernel:
 
         def sat(x, bits, site, mask=None):
             hi, lo = float((1 << (bits - 1)) - 1), float(-(1 << (bits - 1)))
-            bad = tf.logical_or(x > hi, x < lo)
+            y = tf.clip_by_value(x, lo, hi)
+            bad = tf.not_equal(x, y)
             if mask is not None:
                 bad = tf.logical_and(bad, mask)
             add(site, tf.math.count_nonzero(bad, dtype=tf.int64))
-            return tf.clip_by_value(x, lo, hi)
+            return y
 
         def rnd(x, k):
             return tf.floor(x * _scale(k) + 0.5)
