@@ -75,7 +75,8 @@ class NvnmdV0Simulator:
 
     # ---- the datapath ----
     def _run(self, positions, types, cell, nlist, shifts, pbc):
-        m = self.model
+        positions = np.asarray(positions, np.float64).reshape(-1, 3)
+        cell = np.asarray(cell, np.float64).reshape(3, 3)
         types = np.asarray(types, np.int64)
         if types.size and (types.min() < 0 or types.max() >= self.ntypes):
             raise StructureError(f"atom types must lie in 0..{self.ntypes - 1} ({' '.join(self.type_map)})")
@@ -97,7 +98,6 @@ class NvnmdV0Simulator:
     def _environment(self, pos, typ, cell, nbr, shifts, valid, pbc):
         """deepmd-kit's neighbour processing in sorted atom order -> (slot neighbour [n, NIDP]
         with -1 for empty, raw r_ij [n, NIDP, 3] in float64, atoms whose sel overflowed)."""
-        m = self.model
         n = pos.shape[0]
         if pbc:
             wrapped, image = _normalize(pos, cell)
@@ -117,7 +117,9 @@ class NvnmdV0Simulator:
         r2f = (dd[:, 0] * dd[:, 0] + dd[:, 1] * dd[:, 1]) + dd[:, 2] * dd[:, 2]
         keep = (r2 < np.float64(rc2_f32)) & (r2f <= rc2_f32) & ~((cj == ci) & np.all(mvec == 0, axis=1))
         ci, cj, ghost, r2f, mvec = ci[keep], cj[keep], ghost[keep], r2f[keep], mvec[keep]
-        # duplicates (a host list with the same image twice) would be two deepmd-kit atoms: refuse
+        # the same image listed twice would count as two neighbours: refuse such a list
+        if ci.size and np.unique(np.column_stack([ci, cj, mvec]), axis=0).shape[0] != ci.size:
+            raise StructureError("neighbour list holds the same periodic image of an atom twice")
         ext = np.where(np.all(mvec == 0, axis=1), cj, n + cj)  # tie-break: local atoms before images
         tj = typ[cj]
         srt = np.lexsort((ext, r2f, tj, ci))
