@@ -45,6 +45,12 @@ def _frames(name):
     return [(data[f"coord{i}"].reshape(-1, 3), data[f"box{i}"].reshape(3, 3), data[f"types{i}"]) for i in range(n)]
 
 
+def _squeezed(frames, scale=0.8):
+    """A compressed cell: more neighbours than sel (deepmd-kit drops them silently) and s values
+    beyond the G table's end (clamped lookups)."""
+    return [(c * scale, b * scale, t) for c, b, t in frames[:1]]
+
+
 def _on_board_grid(frames):
     """Frames with coordinates and cell on the board's input grid (what a request carries)."""
     return [(COORD.decode(COORD.encode(c)[0]), CELL.decode(CELL.encode(b)[0]), t) for c, b, t in frames]
@@ -63,7 +69,8 @@ def deeppot(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deeppot")
     jobs, keys = [], []
     for name in MODELS:
-        for variant, frames in (("raw", _frames(name)), ("grid", _on_board_grid(_frames(name)))):
+        for variant, frames in (("raw", _frames(name)), ("grid", _on_board_grid(_frames(name))),
+                                ("squeezed", _squeezed(_frames(name)))):
             path = tmp / f"{name}_{variant}.npz"
             np.savez(path, **{f"{a}{i}": x for i, fr in enumerate(frames) for a, x in zip(("coord", "box", "types"), fr)})
             jobs.append({"model": str(FIX / name / "nvnmd_qnn" / "frozen_model.pb"), "frames": str(path),
@@ -104,6 +111,26 @@ def test_simulator_equals_deepmd_qnn_bit_for_bit(name, images, deeppot):
         r = backend.compute(coord, types, box)
         assert r.info["raw"].encoding == "float64"
         assert _maxdiff((r.energy, r.forces, r.virial, r.atom_energy), ref) == (0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_compressed_cell_still_bit_exact_and_overflow_reported(name, images, deeppot):
+    import nvnmd.sim
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.errors import NeighborOverflowError
+    from nvnmd.neighbors import build_neighbor_list
+
+    sim = nvnmd.sim.load(images[name])
+    (coord, box, types), ref = _squeezed(_frames(name))[0], deeppot[name, "squeezed"][0]
+    assert _maxdiff(sim.evaluate(coord, types, box), ref) == (0.0, 0.0, 0.0, 0.0)
+    counts = build_neighbor_list(coord, box, sim.rcut).nlist
+    per_type = [np.count_nonzero((counts >= 0) & (types[np.maximum(counts, 0)] == t), axis=1).max()
+                for t in range(sim.ntypes)]
+    overflow = any(c > s for c, s in zip(per_type, sim.sel))
+    assert overflow or name != "lgps"  # the LGPS cell at 0.8 exceeds sel [32, 8, 8, 40]
+    if overflow:  # our backends never drop neighbours silently
+        with pytest.raises(NeighborOverflowError):
+            SimBackend(images[name]).compute(coord, types, box)
 
 
 def test_results_are_not_trivially_equal(deeppot):
