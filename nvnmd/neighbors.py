@@ -13,6 +13,7 @@ partially periodic systems, ASE's numpy cell list is used instead.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,25 +37,28 @@ CDEF = """
 long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,
                    const long long *cell_start, const long long *ncell, const long long *range,
                    const double *cell, const long long *offset, const long long *ob, double cutoff2, long long width,
-                   int *nlist, signed char *shifts, long long *counts, double *best,
+                   unsigned long long *packed, long long *counts, double *best,
                    const double *fw, const double *blen, double bound_scale, long long *acc, double *dacc);
+void nl_unpack(long long n, long long width, long long widest, unsigned long long *packed, const long long *counts,
+               int *nlist, signed char *shifts);
 int moved_beyond(long long n, const double *x, const double *ref, double limit2);
 """
 
 SOURCE = r"""
-/* Cell-list pair search for fully periodic cells, written straight into the padded layout.
-   Atoms are binned by wrapped fractional coordinates (xb/ib: positions and indices in bin
-   order, so the inner loop streams). The outer loop runs over j in ascending order and finds
-   every i with j in its cutoff, appending (j, shift) to row i: rows therefore fill in
-   ascending j without a sort. Only entries of one row with the same j (several images of one
-   atom, small boxes) can be out of shift order; they are adjacent, and a final insertion
-   sort, linear on such nearly sorted rows, orders them. Bins within `range` are visited with
-   the image shift the periodic wrap of the bin index implies, so boxes thinner than the
-   cutoff get all their images. Bins that a lower bound on the distance puts beyond the
-   cutoff are skipped, and the remaining bins of one z column are read as contiguous runs;
-   neither changes which pairs are found, only how many candidates are looked at. */
+/* Cell-list pair search for fully periodic cells. Atoms are binned by wrapped fractional
+   coordinates (xb/ib: positions and indices in bin order, so the inner loop streams). The
+   outer loop runs over j in ascending order and finds every i with j in its cutoff, appending
+   (j, shift) to row i: rows therefore fill in ascending j without a sort. An entry is one
+   64-bit key (j << 24 | each shift + 128 in a byte), written into rows of a scratch buffer:
+   one cache line touched per pair instead of two, and keys order as (j, shift). Only entries
+   of one row with the same j (several images of one atom, small boxes) can be out of order;
+   they are adjacent, and nl_unpack sorts them while writing the padded layout. Bins within
+   `range` are visited with the image shift the periodic wrap of the bin index implies, so
+   boxes thinner than the cutoff get all their images. Bins that a lower bound on the
+   distance puts beyond the cutoff are skipped, and the remaining bins of one z column are
+   read as contiguous runs; neither changes which pairs are found, only how many candidates
+   are looked at. */
 
-#include <string.h>
 #define MAXR 64
 
 /* bin index a (within a few box lengths of [0, n)) -> image s and bin a - s n in [0, n);
@@ -67,19 +71,11 @@ static inline long long wrap(long long a, long long n, long long *b) {
     return s;
 }
 
-static int after(const int *nl, const signed char *sh, long long a, long long b) {
-    /* entry a sorts after entry b in (j, shift) order */
-    if (nl[a] != nl[b]) return nl[a] > nl[b];
-    for (int d = 0; d < 3; d++)
-        if (sh[3 * a + d] != sh[3 * b + d]) return sh[3 * a + d] > sh[3 * b + d];
-    return 0;
-}
-
 #define R restrict
 long long nl_build(long long n, const double *R xw, const double *R xb, const long long *R ib,
                    const long long *R cell_of, const long long *R cell_start, const long long *R ncell,
                    const long long *R range, const double *R cell, const long long *R offset, const long long *R ob,
-                   double cutoff2, long long width, int *R nlist, signed char *R shifts, long long *R counts,
+                   double cutoff2, long long width, unsigned long long *R packed, long long *R counts,
                    double *R best, const double *R fw, const double *R blen, double bound_scale, long long *R acc,
                    double *R dacc) {
     /* restrict: the one-byte shift stores would otherwise make the compiler reload every array
@@ -158,11 +154,9 @@ long long nl_build(long long n, const double *R xw, const double *R xb, const lo
                         const long long t0 = -sx - oj0 + ob[3 * q], t1 = -sy - oj1 + ob[3 * q + 1],
                                         t2 = -sz - oj2 + ob[3 * q + 2];
                         const long long k = counts[i]++;
-                        if (k < width) {
-                            nlist[i * width + k] = (int)j;
-                            signed char *sh = shifts + 3 * (i * width + k);
-                            sh[0] = (signed char)t0; sh[1] = (signed char)t1; sh[2] = (signed char)t2;
-                        }
+                        if (k < width)
+                            packed[i * width + k] = (unsigned long long)j << 24 | (unsigned long long)(t0 + 128) << 16 |
+                                                    (unsigned long long)(t1 + 128) << 8 | (unsigned long long)(t2 + 128);
                         if (d2 <= bd2) {
                             int better = d2 < bd2 || i < bi ||
                                 (i == bi && (j < bj || (j == bj &&
@@ -178,28 +172,35 @@ long long nl_build(long long n, const double *R xw, const double *R xb, const lo
     best[5] = (double)b2;
     long long widest = 0;
     for (long long i = 0; i < n; i++) if (counts[i] > widest) widest = counts[i];
-    if (widest > width) return widest;
-    /* order same-j runs, then compact the rows in place from stride `width` to stride `widest`
-       (row i only moves down, never onto an unread row), so the caller needs no trimming copy */
+    return widest;
+}
+
+/* rows of packed (j, shift) keys at stride `width` -> the padded layout at stride `widest`.
+   A key orders as (j, s0, s1, s2), so sorting keys sorts entries; only same-j runs (several
+   images of one atom) can be out of order, and an insertion sort, linear on such nearly
+   sorted rows, orders them. */
+void nl_unpack(long long n, long long width, long long widest, unsigned long long *R packed,
+               const long long *R counts, int *R nlist, signed char *R shifts) {
     for (long long i = 0; i < n; i++) {
-        int *nl = nlist + i * width;
-        signed char *sh = shifts + 3 * i * width;
-        for (long long a = 1; a < counts[i]; a++) {
-            if (nl[a] != nl[a - 1]) continue;  /* already in j order: only same-j runs can be unsorted */
-            for (long long k = a; k > 0 && after(nl, sh, k - 1, k); k--) {
-                int tj = nl[k]; nl[k] = nl[k - 1]; nl[k - 1] = tj;
-                for (int d = 0; d < 3; d++) { signed char ts = sh[3 * k + d]; sh[3 * k + d] = sh[3 * (k - 1) + d]; sh[3 * (k - 1) + d] = ts; }
+        unsigned long long *p = packed + i * width;
+        const long long c = counts[i];
+        for (long long a = 1; a < c; a++) {
+            if (p[a] >> 24 != p[a - 1] >> 24) continue;
+            for (long long k = a; k > 0 && p[k - 1] > p[k]; k--) {
+                const unsigned long long t = p[k]; p[k] = p[k - 1]; p[k - 1] = t;
             }
         }
         int *dn = nlist + i * widest;
         signed char *ds = shifts + 3 * i * widest;
-        if (dn != nl) {
-            memmove(dn, nl, counts[i] * sizeof(int));
-            memmove(ds, sh, 3 * counts[i]);
+        for (long long k = 0; k < c; k++) {
+            const unsigned long long key = p[k];
+            dn[k] = (int)(key >> 24);
+            ds[3 * k] = (signed char)((int)((key >> 16) & 0xff) - 128);
+            ds[3 * k + 1] = (signed char)((int)((key >> 8) & 0xff) - 128);
+            ds[3 * k + 2] = (signed char)((int)(key & 0xff) - 128);
         }
-        for (long long k = counts[i]; k < widest; k++) { dn[k] = -1; ds[3 * k] = ds[3 * k + 1] = ds[3 * k + 2] = 0; }
+        for (long long k = c; k < widest; k++) { dn[k] = -1; ds[3 * k] = ds[3 * k + 1] = ds[3 * k + 2] = 0; }
     }
-    return widest;
 }
 #undef R
 
@@ -219,7 +220,17 @@ int moved_beyond(long long n, const double *x, const double *ref, double limit2)
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
 
-_WIDTH_HINT: dict = {}  # (natoms, cutoff) -> row width to try first
+_WIDTH_HINT: dict = {}
+_SCRATCH = threading.local()  # per thread: cffi releases the GIL while the kernel runs
+
+
+def _scratch(size: int) -> np.ndarray:
+    """The kernel's private row buffer, kept between builds: an MD run rebuilds the same size
+    often, and fresh pages every time cost as much as a good part of the search."""
+    buf = getattr(_SCRATCH, "rows", None)
+    if buf is None or buf.size < size:
+        buf = _SCRATCH.rows = np.empty(size, dtype=np.uint64)
+    return buf[:size]  # (natoms, cutoff) -> row width to try first
 _LIBRARY = CLibrary("nvnmd_nl", CDEF, SOURCE, FLAGS, fallback="ASE's cell list")
 
 
@@ -300,20 +311,23 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
     blen = np.ascontiguousarray(blen)
     acc, dacc = np.empty(n, dtype=np.int64), np.empty(n)  # kernel scratch: one run of candidates
     while True:
-        nlist = np.empty((n, width), dtype=np.int32)
-        shifts = np.empty((n, width, 3), dtype=np.int8)
+        packed = _scratch(n * width)
         widest = lib.nl_build(n, ffi.cast(dd, xw.ctypes.data), ffi.cast(dd, xb.ctypes.data),
                               ffi.cast(ll, cell_atoms.ctypes.data), ffi.cast(ll, cell_of.ctypes.data),
                               ffi.cast(ll, cell_start.ctypes.data), ffi.cast(ll, ncell.ctypes.data),
                               ffi.cast(ll, rng.ctypes.data), ffi.cast(dd, cellc.ctypes.data),
                               ffi.cast(ll, offset.ctypes.data), ffi.cast(ll, ob.ctypes.data), cutoff * cutoff, width,
-                              ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
+                              ffi.cast("unsigned long long *", packed.ctypes.data),
                               ffi.cast(ll, counts.ctypes.data), ffi.cast(dd, best.ctypes.data),
                               ffi.cast(dd, fw.ctypes.data), ffi.cast(dd, blen.ctypes.data), max(lam, 0.0),
                               ffi.cast(ll, acc.ctypes.data), ffi.cast(dd, dacc.ctypes.data))
         if widest <= width:
             break
         width = int(widest)
+    nlist = np.empty((n, widest), dtype=np.int32)
+    shifts = np.empty((n, widest, 3), dtype=np.int8)
+    lib.nl_unpack(n, width, widest, ffi.cast("unsigned long long *", packed.ctypes.data), ffi.cast(ll, counts.ctypes.data),
+                  ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data))
     if min_distance is not None and widest and best[0] < min_distance**2:
         raise StructureError(
             f"atoms {int(best[1])} and {int(best[2])} are {np.sqrt(best[0]):.3f} Å apart, "
@@ -321,9 +335,6 @@ def _build_c(kernel, positions, cell, cutoff, min_distance) -> NeighborList:
         )
     _WIDTH_HINT.clear()  # one system at a time: the hint is for the run in progress
     _WIDTH_HINT[key] = int(widest) + max(4, int(widest) // 16)
-    # the kernel compacted the rows to stride `widest` at the start of the buffers
-    nlist = nlist.reshape(-1)[: n * widest].reshape(n, widest)
-    shifts = shifts.reshape(-1)[: 3 * n * widest].reshape(n, widest, 3)
     return NeighborList(nlist=nlist, shifts=shifts, cutoff=cutoff)
 
 

@@ -210,6 +210,8 @@ def run(args) -> dict:
                  "every step; LAMMPS pair_style zero builds a half list")
     if lammps_note:
         notes.append(lammps_note)
+    if os.environ.get("OMP_NUM_THREADS") != "1":
+        notes.append("OMP_NUM_THREADS is not 1: idle BLAS/OpenMP helper threads may add CPU time to both engines")
     for r in rows:
         if r["engine"] == "nvnmd":
             verdict = "meets" if r["us_per_atom_step"] <= TARGET_US else "misses"
