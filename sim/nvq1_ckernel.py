@@ -1,23 +1,24 @@
-"""Optional C passes of the nvq1 fast kernel: everything per neighbour slot and per activation.
+"""Optional C pass of the nvq1 fast kernel: one call evaluates a whole request.
 
-Fused loops replace numpy's many elementwise passes (nvq1_fast keeps the GEMMs of the fitting
-net in BLAS and drives these):
+`nvq1_compute` takes the atoms (sorted by type by nvq1_fast) in blocks of one centre type and,
+per block:
 
-* `nvq1_desc_fwd`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
+* `desc_fwd_rows`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
   §5.3 R̃, §5.4 G tables, §5.5 T accumulation with the padding constants, §5.6 D. It leaves
-  per-slot records (r, h, slopes, R̃) and G, G' (18-bit, stored exactly as float32) for the
-  backward pass.
-* `nvq1_fit_fwd` / `nvq1_fit_bwd_pre` / `nvq1_fit_bwd_post`: the elementwise work around each
-  fitting-layer GEMM (§6.1 rounding, bias, §6.2 tanh, idt, shortcut; §7.1 the same backwards).
-* `nvq1_desc_bwd`, per atom and slot: §7.2 gT, gR̃, gG, gs, gh, gu, pair force and §7.3 the
-  force and virial assembly.
+  per-slot records (r, h, slopes, R̃) and G, G' (18-bit, stored exactly as float32).
+* the fitting net: GEMMs through a BLAS dgemm pointer (or plain loops), and around each of
+  them `fit_fwd` / `fit_bwd_pre` / `fit_bwd_post` (§6.1 rounding, bias, §6.2 tanh, idt,
+  shortcut, §6.3 energy; §7.1 the same backwards).
+* `desc_bwd_rows`, per atom and slot: §7.2 gT, gR̃, gG, gs, gh, gu, pair force and §7.3 the
+  force and virial sums (forces rounded once all blocks are done).
 
 They perform the same exact float64 steps as the numpy path of nvq1_fast (every value an
 integer below 2^53, `floor(x·2^-k + 0.5)` the spec's rounding), so results and saturation
 counters are bit-identical; the tests compare both with the reference kernel. Reassociation
 (-fassociative-math) is allowed because every sum is of integers below 2^53 and therefore exact
 in any order; floor() is untouched. Fixed-size scratch arrays follow the board limits of
-nvq1_model (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types); nvq1_fast only calls in within them.
+nvq1_model (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types, fitting width ≤ 256) and ≤ 16 hidden
+layers; nvq1_fast only calls in within them.
 Built with cffi through nvnmd.cbuild on first use; if no compiler is available, or
 NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
 """

@@ -8,13 +8,14 @@ Horner steps fold the rounding constant into precomputed coefficient planes
 a cubic is fused into its last step (floor(floor(x)/2^k) = floor(x/2^k)); both are exact
 identities, checked bit for bit against nvq1_ref by the tests.
 
-When a C compiler is available (nvq1_ckernel), `compute` runs the fused C passes instead: one
-sweep over the neighbour slots for §5 (tables, R̃, T, D), the elementwise steps around each
-fitting-layer GEMM (the GEMMs stay in BLAS, on the atoms of one centre type at a time, sorted
-into contiguous blocks), and one sweep for §7.2-7.3 — the same exact float64 steps. Its work
-arrays and prepared call arguments are cached per (atoms, slots, atoms per type), so a kernel
-object must not be shared between threads. `use_c=False` keeps everything in numpy (the tests
-compare both with each other and with the reference).
+When a C compiler is available (nvq1_ckernel), `compute` is one C call instead: atoms sorted
+by type are taken in blocks of 32 of one centre type; per block one sweep over the neighbour
+slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in BLAS
+(scipy's dgemm through its C API; plain C loops if that is missing) and the elementwise steps
+in C, then one sweep for §7.2-7.3 — the same exact float64 steps, with a block's per-slot data
+still in cache for the backward sweep. Scratch arrays are cached per (atoms, slots, atoms per
+type), so a kernel object must not be shared between threads. `use_c=False` keeps everything
+in numpy (the tests compare all routes with each other and with the reference).
 
 `probe=True` (used by the quantizer's calibration) turns saturation off and records the
 largest magnitude reached at every calibrated site instead.
@@ -27,7 +28,7 @@ import numpy as np
 from nvnmd.sim import nvq1_ckernel
 from nvnmd.sim.nvq1_model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, MAX_M1, MAX_NEIGHBORS,
-    MAX_TYPES, R_LIM, SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
+    MAX_TYPES, MAX_WIDTH, R_LIM, SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
 )
 
 TSCALE = 2.0**-TBITS
@@ -62,7 +63,8 @@ class FastKernel:
         ntab, ns = self.g_planes.shape[:2]
         self.ones_m1 = np.ones(M.m1)
         # the C pass's fixed-size arrays (board limits) and at least one hidden layer
-        within = M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES and 2 <= len(M.layers) <= 17
+        within = (M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES and 2 <= len(M.layers) <= 17
+                  and max(layer.w.shape[2] for layer in M.layers) <= MAX_WIDTH)
         self.clib = None if (probe or not use_c or not within) else nvq1_ckernel.get()
         # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
         # when that already fits 18 bits after the shift, G and G' cannot saturate and the
@@ -254,7 +256,7 @@ class FastKernel:
         return atom_e, forces, virial, counts, int(np.count_nonzero(over))
 
     # -- fused C path ---------------------------------------------------------------
-    BLOCK = 32  # atoms per block of the C pass: their per-slot G, G' (~400 kB) stay in cache
+    BLOCK = 32  # atoms per block of the C pass: their per-slot G, G' (~200 kB) stay in cache
 
     def _setup_c(self):
         """Per-image constants of the C pass: table pointers, fractions as scales, the fitting
