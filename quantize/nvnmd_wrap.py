@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.errors import CorruptFileError, UnsupportedModelError
+from nvnmd.sim.nvnmd_v0_model import FIX_FRAC as NBIT_FIXD_FL
+from nvnmd.sim.nvnmd_v0_model import MAX_TYPES as NTYPE_MAX
 from nvnmd.sim.nvnmd_v0_model import NvnmdV0Model
 from nvnmd.sim.nvnmd_v0_ops import map_flt
 
 SECTIONS = ("cfg", "fps", "bps", "swt", "dsw", "fea", "gra")
 HEADER_WORDS = 128
 HEAD_BITS = 32
-NTYPE_MAX = 4
-# v0 bit widths (deepmd-kit's NVNMD-v0 config; only the image layout depends on them)
-NBIT_IDX_S2G, NBIT_NEIB, NBIT_FIXD, NBIT_FIXD_FL, NBIT_FLTE = 9, 9, 32, 23, 8
+# v0 bit widths of the board image (deepmd-kit's NVNMD-v0 config; only the layout uses them)
+NBIT_IDX_S2G, NBIT_NEIB, NBIT_FIXD, NBIT_FLTE = 9, 9, 32, 8
 NBIT_FIT_WEIGHT, NBIT_FIT_DISP, NBIT_FIT_WXDB, NBIT_FLT = 18, 3, 29, 29
 NET_ROW, CFG_MIN_ROWS = 72, 128
 

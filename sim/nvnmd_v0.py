@@ -120,9 +120,8 @@ class NvnmdV0Simulator:
         # the same image listed twice would count as two neighbours: refuse such a list
         if ci.size and np.unique(np.column_stack([ci, cj, mvec]), axis=0).shape[0] != ci.size:
             raise StructureError("neighbour list holds the same periodic image of an atom twice")
-        ext = np.where(np.all(mvec == 0, axis=1), cj, n + cj)  # tie-break: local atoms before images
         tj = typ[cj]
-        srt = np.lexsort((ext, r2f, tj, ci))
+        srt = np.lexsort(_extended_index_key(wrapped, cell, self.rcut, cj, mvec, pbc)[::-1] + (r2f, tj, ci))
         ci, cj, ghost, tj = ci[srt], cj[srt], ghost[srt], tj[srt]
         key = ci * self.ntypes + tj
         start = np.searchsorted(key, key, side="left")
@@ -230,6 +229,24 @@ class NvnmdV0Simulator:
             gx = q(op.matmul_fitnet(g1, bw, bscale, FIX_FRAC), FIX_FRAC)
             g = g + gx if k in (1, 2) else gx
         return atom_e, g
+
+
+def _extended_index_key(wrapped, cell, rcut, cj, mvec, pbc):
+    """Keys (most significant first) ordering candidates as deepmd-kit's extended atom index,
+    which breaks exact float32 distance ties: local atoms first by index, then images in the
+    order copy_coord generates them (ghost cell ii0, ii1, ii2 over the cell grid, then atom
+    index). Cell assignment uses our fractional coordinates (only ties at cell faces differ)."""
+    ghost = np.any(mvec != 0, axis=1).astype(np.int64)
+    if not pbc:
+        return ghost, cj
+    b = cell
+    vol = abs(np.linalg.det(b))
+    faces = [np.cross(b[1], b[2]), np.cross(b[2], b[0]), np.cross(b[0], b[1])]
+    ncell = np.array([max(int(vol / np.sqrt(np.dot(f, f)) / rcut), 1) for f in faces])
+    frac = wrapped @ np.linalg.inv(b)
+    home = np.minimum(np.maximum((frac * ncell).astype(np.int64), 0), ncell - 1)
+    ii = (home[cj] + mvec * ncell) * ghost[:, None]
+    return ghost, ii[:, 0], ii[:, 1], ii[:, 2], cj
 
 
 def _gather_index(m1: int, m2: int):

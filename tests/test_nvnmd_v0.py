@@ -51,6 +51,17 @@ def _squeezed(frames, scale=0.8):
     return [(c * scale, b * scale, t) for c, b, t in frames[:1]]
 
 
+def _lattice(name):
+    """An ideal rocksalt GeTe crystal in its triclinic primitive cell: many exactly equal
+    float32 distances, so deepmd-kit's neighbour order (its extended atom index) decides."""
+    if name != "gete":
+        return []
+    from ase.build import bulk
+
+    g = bulk("NaCl", "rocksalt", a=6.0).repeat((3, 3, 3))
+    return [(g.positions, np.array(g.cell.array), (g.numbers != 11).astype(np.int64))]
+
+
 def _on_board_grid(frames):
     """Frames with coordinates and cell on the board's input grid (what a request carries)."""
     return [(COORD.decode(COORD.encode(c)[0]), CELL.decode(CELL.encode(b)[0]), t) for c, b, t in frames]
@@ -70,7 +81,9 @@ def deeppot(tmp_path_factory):
     jobs, keys = [], []
     for name in MODELS:
         for variant, frames in (("raw", _frames(name)), ("grid", _on_board_grid(_frames(name))),
-                                ("squeezed", _squeezed(_frames(name)))):
+                                ("squeezed", _squeezed(_frames(name))), ("lattice", _lattice(name))):
+            if not frames:
+                continue
             path = tmp / f"{name}_{variant}.npz"
             np.savez(path, **{f"{a}{i}": x for i, fr in enumerate(frames) for a, x in zip(("coord", "box", "types"), fr)})
             jobs.append({"model": str(FIX / name / "nvnmd_qnn" / "frozen_model.pb"), "frames": str(path),
@@ -131,6 +144,14 @@ def test_compressed_cell_still_bit_exact_and_overflow_reported(name, images, dee
     if overflow:  # our backends never drop neighbours silently
         with pytest.raises(NeighborOverflowError):
             SimBackend(images[name]).compute(coord, types, box)
+
+
+def test_exact_distance_ties_follow_deepmd_neighbour_order(images, deeppot):
+    import nvnmd.sim
+
+    sim = nvnmd.sim.load(images["gete"])
+    (coord, box, types), ref = _lattice("gete")[0], deeppot["gete", "lattice"][0]
+    assert _maxdiff(sim.evaluate(coord, types, box), ref) == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_results_are_not_trivially_equal(deeppot):
