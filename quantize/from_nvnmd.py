@@ -64,7 +64,8 @@ def model_from_dicts(config: dict, weight: dict, maps: dict, source: str = "") -
             name = "final_layer_type_{t}" if layer == 3 else f"layer_{layer}_type_{{t}}"
             w.append(np.stack([np.asarray(weight[name.format(t=t) + ".matrix"], np.float64) for t in range(ntype)]))
             b.append(np.stack([np.asarray(weight[name.format(t=t) + ".bias"], np.float64) for t in range(ntype)]))
-        e_shift = np.asarray(weight["fitting_attr.t_bias_atom_e"], np.float64).reshape(-1)[:ntype]
+        bias_key = "fitting_attr.t_bias_atom_e" if "fitting_attr.t_bias_atom_e" in weight else "t_bias_atom_e"
+        e_shift = np.asarray(weight[bias_key], np.float64).reshape(-1)[:ntype]
         s_h = np.stack([np.concatenate([maps["s"][t], maps["h"][t]], axis=1) for t in range(ntype)])
         s_h_grad = np.stack([np.concatenate([maps["s_grad"][t], maps["h_grad"][t]], axis=1) for t in range(ntype)])
         g = np.stack([np.asarray(maps["g"][t], np.float64) for t in range(ntype)])
