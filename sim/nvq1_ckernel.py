@@ -459,10 +459,11 @@ typedef void (*dgemm_t)(char *, char *, int *, int *, int *, double *, const dou
                         int *, double *, double *, int *);
 
 /* C[rows x n] = A[rows x k] B[k x n], all row-major: BLAS dgemm (column-major, so C^T = B^T A^T)
-   when given, else plain loops. Exact either way: integer products and sums below 2^53. */
+   when given and the block has 16 rows or more (below that the plain loops measured faster),
+   else plain loops. Exact either way: integer products and sums below 2^53. */
 static void gemm(const nvq1_fit_params *Fp, long long rows, long long n, long long k, const double *A,
                  const double *Bm, double *C) {
-    if (Fp->dgemm) {
+    if (Fp->dgemm && rows >= 16) {
         int m_ = (int)n, n_ = (int)rows, k_ = (int)k, lda = (int)n, ldb = (int)k, ldc = (int)n;
         double one = 1.0, zero = 0.0;
         char N = 'N';
