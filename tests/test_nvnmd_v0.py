@@ -92,8 +92,9 @@ def deeppot(tmp_path_factory):
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DP_INTRA_OP_PARALLELISM_THREADS": "1",
            "DP_INTER_OP_PARALLELISM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-c", DEEPPOT, str(tmp / "jobs.json"), str(tmp / "out.npz")], env=env,
-                   check=True, capture_output=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", DEEPPOT, str(tmp / "jobs.json"), str(tmp / "out.npz")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     raw = np.load(tmp / "out.npz")
     ref = {}
     for k, (name, variant, n) in enumerate(keys):
