@@ -48,26 +48,24 @@ def pow2(e) -> np.ndarray:
     return ((e + 1023) << 52).view(np.float64)  # biased exponent 0 -> +0.0, 2047 -> inf
 
 
-def _aligned(x, axis_expo) -> tuple[np.ndarray, np.ndarray]:
-    """Signed mantissas right-aligned to the block exponent (as float64 integers) and that exponent."""
+def _aligned(x, block_exp) -> np.ndarray:
+    """Signed mantissas right-aligned (truncating) to the block exponent, as float64 integers."""
     neg, expo, mant = split(x)
-    shift = np.minimum(axis_expo - expo, MAX_SHIFT)
-    m = (mant >> shift).astype(np.float64)
-    return np.where(neg, -m, m), axis_expo
+    m = (mant >> np.minimum(block_exp - expo, MAX_SHIFT)).astype(np.float64)
+    return np.where(neg, -m, m)
 
 
-def block_expo(x, axis=None, keepdims=True) -> np.ndarray:
+def block_expo(x, axis=None) -> np.ndarray:
+    """Largest exponent over `axis` (kept as a size-1 axis), at least BLOCK_EXP_START."""
     _, expo, _ = split(x)
-    return np.maximum(np.max(expo, axis=axis, keepdims=keepdims), BLOCK_EXP_START)
+    return np.maximum(np.max(expo, axis=axis, keepdims=True), BLOCK_EXP_START)
 
 
 def dotmul_flt(x, w) -> np.ndarray:
     """Block floating-point dot product over the last axis (one exponent per operand block)."""
     x, w = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(w, np.float64))
     ex, ew = block_expo(x, -1), block_expo(w, -1)
-    ax, _ = _aligned(x, ex)
-    aw, _ = _aligned(w, ew)
-    s = np.sum(ax * aw, axis=-1)  # integers below 2^53: exact in any order
+    s = np.sum(_aligned(x, ex) * _aligned(w, ew), axis=-1)  # integers below 2^53: exact in any order
     return flt(s * pow2(ex[..., 0] + ew[..., 0] - 2 * FRAC_BITS))
 
 
@@ -79,9 +77,7 @@ def matmul_flt(x, w, per_row: bool) -> np.ndarray:
         ex, ew = block_expo(x, -1), block_expo(w, -2)
     else:
         ex, ew = block_expo(x, (-2, -1)), block_expo(w, (-2, -1))
-    ax, _ = _aligned(x, ex)
-    aw, _ = _aligned(w, ew)
-    s = ax @ aw  # |partial sums| <= M * 2^42 < 2^53: BLAS is exact
+    s = _aligned(x, ex) @ _aligned(w, ew)  # |partial sums| <= M * 2^42 < 2^53: BLAS is exact
     return flt(s * pow2(ex + ew - 2 * FRAC_BITS))
 
 
