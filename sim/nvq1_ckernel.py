@@ -188,8 +188,7 @@ static void desc_fwd_rows(const nvq1_fwd_params *P, const long long *coords, con
                 double q1 = floor(3.0 * Q[m] * t + (2.0 * Q[m1 + m] - 0.5));
                 qv[m] = floor(q1 * tq + (Q[2 * m1 + m] + P->c9_off) * P->c9_sc);
             }
-            if (clamp)
-                for (long long m = 0; m < m1; m++) qv[m] = 0.0;
+            /* SPEC §5.4 order: saturate (and count) G' first, then zero it at a clamped slot */
             long long cg = 0, cq = 0;
             for (long long m = 0; m < m1; m++) {
                 cg += (gv[m] > L18) | (gv[m] < -L18 - 1);
@@ -200,6 +199,8 @@ static void desc_fwd_rows(const nvq1_fwd_params *P, const long long *coords, con
                     gv[m] = gv[m] > L18 ? L18 : (gv[m] < -L18 - 1 ? -L18 - 1 : gv[m]);
                     qv[m] = qv[m] > L18 ? L18 : (qv[m] < -L18 - 1 ? -L18 - 1 : qv[m]);
                 }
+            if (clamp)
+                for (long long m = 0; m < m1; m++) qv[m] = 0.0;
             for (long long m = 0; m < m1; m++) {
                 Go[m] = (float)gv[m];
                 Gqo[m] = (float)qv[m];

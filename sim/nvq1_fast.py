@@ -181,11 +181,12 @@ class FastKernel:
         G = _horner(G, gtau * 2.0**-SHORT_SHIFT, P[:, :, 3])
         Gq = _horner(P[:, :, 4], gtau, P[:, :, 5])
         Gq = _horner(Gq, gtau * 2.0 ** -fr["Gq"], P[:, :, 6])
-        if ng:
-            Gq[gclamp] = 0.0
+        # SPEC §5.4 order: saturate (and count) G' first, then zero it at clamped slots
         if not self.g_in_range:
             G = self.sat(G, W_BITS, "G", counts, mask=inr[..., None])
             Gq = self.sat(Gq, W_BITS, "G_slope", counts, mask=inr[..., None])
+        if ng:
+            Gq[gclamp] = 0.0
         # §5.5 T accumulation with the padded-slot constants
         t_acc = np.matmul(R.transpose(0, 2, 1), G)  # [n, 4, M1]
         npad = np.maximum(self.sel[None, :] - n_in, 0.0)  # [n, nt]

@@ -127,6 +127,26 @@ def test_saturating_model_counts_identical(backend, quantized):
     assert {"D", "z", "g"} <= set(ref[3]) and len(ref[3]) >= 5, ref[3]
 
 
+def test_g_grid_clamp_and_slope_clip_counted_as_reference(backend, quantized):
+    """SPEC §5.4 order when a slot leaves the G grid and G' clips in the same step: G' is
+    saturated (and counted in G_slope) first, then zeroed. A model whose G-table origin is
+    shifted 3 segments up (s̃ of close neighbours falls below the grid) and whose G' is read
+    3 bits coarser (G' clips): reference, C passes and numpy path give the same counters."""
+    import dataclasses
+
+    from nvnmd.sim.nvq1_ref import compute_reference
+
+    model = quantized[0]
+    frac = dict(model.frac, Gq=model.frac["Gq"] - 3)
+    shifted = dataclasses.replace(model, frac=frac, s0=model.s0 + (3 << 17))
+    req = _request(quantized[1][3], backend.rcut)
+    args = (req.coords, req.types, req.cell, req.nlist, req.shifts)
+    ref = compute_reference(shifted, *args)
+    assert ref[3].get("g_range", 0) > 0 and ref[3].get("G_slope", 0) > 0, ref[3]
+    for kernel in _kernels(shifted):
+        _same_raw(kernel.compute(*args), ref)
+
+
 def test_bit_identical_with_close_contacts_and_overflow(backend, quantized):
     frame = quantized[1][3]
     squeeze = 0.62  # compressed cell: close pairs below the u grid, sel overflow, saturations
