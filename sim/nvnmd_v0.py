@@ -65,6 +65,7 @@ class NvnmdV0Simulator:
 
         positions = np.asarray(positions, np.float64).reshape(-1, 3)
         cell = np.asarray(cell, np.float64).reshape(3, 3)
+        # a small margin: the list only supplies candidates, deepmd-kit's own tests select
         nl = build_neighbor_list(positions, cell, self.rcut + 0.01, pbc=pbc)
         ae, f, v, over = self._run(positions, np.asarray(types), cell, nl.nlist, nl.shifts.astype(np.int64), pbc)
         return op.eigen_sum(ae[self._order(types)]), f, v, ae
