@@ -9,7 +9,8 @@ first 10 % dropped, block-average error). Per backend, D is the mean over the ru
 uncertainty the larger of the propagated block errors and the run-to-run standard error.
 
 One command re-runs everything for the student currently embedded (runs are kept per student
-SHA-256 under --outdir, finished runs are not redone) and writes the comparison JSON:
+SHA-256 under --outdir, sim runs also per simulator source digest; finished runs are not
+redone) and writes the comparison JSON:
 
     OMP_NUM_THREADS=1 python benchmarks/d900_backends.py [--ps 30] [--runs 3] [--which sim|deepmd|both]
         [--outdir runs/d900_backends] [--json benchmarks/d900_backends_results.json]
@@ -61,13 +62,24 @@ def make_backend(which: str, model: Path, workdir: Path):
     return factory("deepmd", model=str(model))[0]
 
 
+def simulator_digest() -> str:
+    """SHA-256 of the simulator's sources: a changed simulator never reuses older sim runs."""
+    import nvnmd.sim
+
+    h = hashlib.sha256()
+    for path in sorted(Path(nvnmd.sim.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def run_backend(which: str, atoms, args, model: Path, workdir: Path) -> dict:
     analyse = _sibling().analyse
     steps = int(round(args.ps * 1000 / args.dt))
     backend = None
     runs = []
+    sub = f"sim-{simulator_digest()[:12]}" if which == "sim" else which
     for k in range(args.runs):
-        run_dir = workdir / which / f"run{k}"
+        run_dir = workdir / sub / f"run{k}"
         cfg = MDConfig(ensemble="langevin", temperature=args.temperature, dt_fs=args.dt, steps=steps,
                        friction_per_fs=FRICTION_PER_FS, traj_every=args.every, thermo_every=args.every,
                        checkpoint_every=1000, seed=args.seed + k)
@@ -127,6 +139,7 @@ def main() -> None:
         image = workdir / "model.nvq"
         if image.exists():
             out["image_sha256"] = sha256(image)
+        out["simulator_sources_sha256"] = simulator_digest()
     text = json.dumps(out, indent=2, default=float)
     print(text)
     path = Path(args.json) if args.which == "both" else workdir / f"d900_{args.which}.json"

@@ -10,6 +10,7 @@ the same one command:
 """
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -58,10 +59,13 @@ def main() -> None:
     n = len(atoms)
     slope, _ = np.polyfit(th["time_ps"], th["Etot_eV"], 1)
     half = len(th) // 2
+    spec = importlib.util.spec_from_file_location("d900_backends", HERE / "d900_backends.py")
+    d900 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(d900)
     out = {"natoms": n, "temperature_K": args.temperature, "dt_fs": args.dt, "length_ps": args.ps,
            "backend": "sim (quantized student, bit-accurate simulator)",
            "student": model.name, "student_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
-           "image_sha256": image_sha,
+           "image_sha256": image_sha, "simulator_sources_sha256": d900.simulator_digest(),
            "drift_meV_per_atom_per_ps": 1e3 * slope / n,
            "drift_first_half_meV_per_atom_per_ps": 1e3 * np.polyfit(th["time_ps"][:half], th["Etot_eV"][:half], 1)[0] / n,
            "drift_second_half_meV_per_atom_per_ps": 1e3 * np.polyfit(th["time_ps"][half:], th["Etot_eV"][half:], 1)[0] / n,
