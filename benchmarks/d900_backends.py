@@ -63,11 +63,12 @@ def make_backend(which: str, model: Path, workdir: Path):
 
 
 def simulator_digest() -> str:
-    """SHA-256 of the simulator's sources: a changed simulator never reuses older sim runs."""
+    """SHA-256 of the nvq1 simulator's sources: a changed simulator never reuses older sim runs."""
     import nvnmd.sim
 
+    folder = Path(nvnmd.sim.__file__).parent
     h = hashlib.sha256()
-    for path in sorted(Path(nvnmd.sim.__file__).parent.glob("*.py")):
+    for path in [folder / "__init__.py", *sorted(folder.glob("nvq1*.py"))]:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
