@@ -1,8 +1,11 @@
 """Energy/force/virial RMSE and MAE of a student on a deepmd/npy data tree (e.g. the validation split).
 
-Usage: python student/evaluate.py MODEL.pb DATA_DIR [--json OUT]
+Usage: python student/evaluate.py MODEL.pb DATA_DIR [--json OUT] [--per-system]
 Energies per atom in meV/atom, forces in meV/Å, virials per atom in meV/atom; frames pooled
 over all systems (each frame weighted once for energy/virial, each force component once).
+--per-system adds, for every system, its size, volume per atom and the mean and spread of the
+energy error: a mean that differs between 50- and 400-atom cells at equal density is an offset
+no local model can fit, a spread that scales as 1/sqrt(natoms) is the atomic-energy error.
 """
 import argparse
 import json
@@ -17,11 +20,12 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("data")
     ap.add_argument("--json")
+    ap.add_argument("--per-system", action="store_true")
     args = ap.parse_args()
     from deepmd.infer import DeepPot
 
     dp = DeepPot(args.model)
-    de, df, dv = [], [], []
+    de, df, dv, systems = [], [], [], []
     for sysdir in sorted(p.parent for p in Path(args.data).rglob("type.raw")):
         s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
         n = s.get_natoms()
@@ -29,6 +33,14 @@ def main() -> None:
         e, f, v = dp.eval(s["coords"].reshape(len(s), -1), s["cells"].reshape(len(s), -1), types)[:3]
         de.append((e.ravel() - s["energies"]) / n)
         df.append((f.reshape(-1) - s["forces"].reshape(-1)))
+        systems.append({
+            "system": sysdir.name, "natoms": int(n), "frames": len(s),
+            "volume_A3_atom": float(np.abs(np.linalg.det(s["cells"])).mean() / n),
+            "energy_rmse_meV_atom": 1e3 * float(np.sqrt(np.mean(de[-1] ** 2))),
+            "energy_mean_meV_atom": 1e3 * float(np.mean(de[-1])),
+            "energy_std_meV_atom": 1e3 * float(np.std(de[-1])),
+            "force_rmse_meV_A": 1e3 * float(np.sqrt(np.mean(df[-1] ** 2))),
+        })
         if "virials" in s.data:
             dv.append((v.reshape(len(s), 9) - s["virials"].reshape(len(s), 9)) / n)
     de, df = np.concatenate(de), np.concatenate(df)
@@ -42,6 +54,8 @@ def main() -> None:
         "virial_rmse_meV_atom": 1e3 * float(np.sqrt(np.mean(dv**2))),
         "virial_mae_meV_atom": 1e3 * float(np.mean(np.abs(dv))),
     }
+    if args.per_system:
+        out["systems"] = systems
     print(json.dumps(out, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
