@@ -56,3 +56,33 @@ def test_centre_of_mass_drift_is_removed():
     raw = diffusion(np.arange(frames) * dt, x + drift, mask)["D_cm2_s"]
     assert drifted == pytest.approx(clean, rel=1e-9)
     assert abs(raw - clean) > 0.5 * clean
+
+
+def test_diffusion_error_bar_matches_the_scatter_of_D():
+    # Independent random walks: the reported D error must describe how much D actually varies
+    # between repeated runs (fitting long lags with few origins made it ~2x too small).
+    rng = np.random.default_rng(3)
+    dt, frames, n = 0.05, 800, 40
+    D, err = [], []
+    for _ in range(60):
+        x = np.cumsum(rng.normal(scale=np.sqrt(2 * 0.5 * dt), size=(frames, n, 3)), axis=0)
+        res = diffusion(np.arange(frames) * dt, x, np.ones(n, bool))
+        D.append(res["D_cm2_s"])
+        err.append(res["D_err_cm2_s"])
+    assert np.mean(D) == pytest.approx(5e-5, rel=0.05)
+    ratio = np.sqrt(np.mean(np.square(err))) / np.std(D, ddof=1)
+    assert 0.8 < ratio < 2.0
+
+
+def test_arrhenius_errors_follow_the_scatter_when_error_bars_are_missing_or_too_small():
+    rng = np.random.default_rng(4)
+    T = np.array([600.0, 700.0, 800.0, 900.0, 1000.0])
+    sigma = 5e6 / T * np.exp(-0.2 / (KB_EV * T)) * np.exp(rng.normal(scale=0.2, size=T.size))
+    unweighted = arrhenius(T, sigma)
+    missing = arrhenius(T, sigma, np.full(T.size, np.nan))
+    tiny = arrhenius(T, sigma, sigma * 1e-6)
+    assert unweighted["Ea_err_eV"] > 0.01
+    for fit in (missing, tiny):
+        assert fit["Ea_eV"] == pytest.approx(unweighted["Ea_eV"], rel=1e-9)
+        assert fit["Ea_err_eV"] == pytest.approx(unweighted["Ea_err_eV"], rel=1e-6)
+        assert fit["sigma_300K_err_mS_cm"] == pytest.approx(unweighted["sigma_300K_err_mS_cm"], rel=1e-6)

@@ -2,11 +2,15 @@
 
 * `msd_fft(x)`: per-particle MSD over every time origin in O(F log F) (Calandrini et al.).
 * `diffusion(times, positions, mask)`: tracer D of the selected atoms from a linear fit of
-  the MSD over the diffusive window (a fraction of the run, ballistic start excluded), with
-  the uncertainty from non-overlapping blocks of the trajectory (std / sqrt(nblocks - 1)).
+  the MSD over a diffusive lag window (ballistic start excluded), with the uncertainty from
+  non-overlapping blocks of the trajectory fitted over the same lag window (standard error
+  of the block mean). The window is a fraction of the block length, so the full-run D and
+  its error measure the same thing; fitting the full run out to long lags (few origins)
+  would be about twice as noisy as the block error says.
 * `nernst_einstein(D, n_ions, volume, T)`: σ = N q² D / (V k_B T), N = number of Li in V.
 * `arrhenius(T, sigma, err)`: weighted fit of ln(σT) = ln A − Ea/(k_B T); Ea and σ(300 K)
-  with uncertainties from the fit covariance.
+  with uncertainties from the fit covariance, inflated by the reduced χ² when the points
+  scatter more than their error bars say (few blocks give rough error bars).
 Units: Å, ps, K; D in cm²/s, σ in mS/cm, Ea in eV.
 """
 
@@ -53,24 +57,26 @@ def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window
               masses: np.ndarray | None = None) -> dict:
     """Tracer diffusion coefficient of atoms in `mask` (cm²/s) with a block-average error.
 
-    With `masses`, the centre-of-mass drift of the whole system is removed first."""
+    `window` is the fitted lag range as fractions of one block (len(times) // nblocks frames);
+    the full run and every block are fitted over the same lags. With `masses`, the
+    centre-of-mass drift of the whole system is removed first."""
     if masses is not None:
         positions = remove_com_drift(positions, np.asarray(masses, dtype=np.float64))
     x = positions[:, mask, :]
     dt = float(times[1] - times[0])
+    size = len(times) // nblocks if nblocks > 1 else len(times)
+    if size < 8:  # too short to block: fit the whole run
+        nblocks, size = 1, len(times)
+    lo = int(window[0] * size)
+    hi = max(int(window[1] * size), lo + 2)
     msd = msd_fft(x)
     lags = np.arange(len(msd)) * dt
-    lo, hi = int(window[0] * len(msd)), max(int(window[1] * len(msd)), int(window[0] * len(msd)) + 2)
     D = _fit_slope(lags[lo:hi], msd[lo:hi]) / 6.0 * A2PS_TO_CM2S
     blocks = []
-    size = len(times) // nblocks
-    if size >= 8:
+    if nblocks > 1:
         for b in range(nblocks):
-            xb = x[b * size:(b + 1) * size]
-            mb = msd_fft(xb)
-            lb = np.arange(len(mb)) * dt
-            l0, l1 = int(window[0] * len(mb)), max(int(window[1] * len(mb)), int(window[0] * len(mb)) + 2)
-            blocks.append(_fit_slope(lb[l0:l1], mb[l0:l1]) / 6.0 * A2PS_TO_CM2S)
+            mb = msd_fft(x[b * size:(b + 1) * size])
+            blocks.append(_fit_slope(lags[lo:hi], mb[lo:hi]) / 6.0 * A2PS_TO_CM2S)
     err = float(np.std(blocks, ddof=1) / np.sqrt(len(blocks))) if len(blocks) > 1 else float("nan")
     return {"D_cm2_s": D, "D_err_cm2_s": err, "msd_A2": msd, "lag_ps": lags, "fit_window_ps": [float(lags[lo]), float(lags[hi - 1])],
             "blocks_D_cm2_s": blocks}
@@ -92,18 +98,19 @@ def arrhenius(temperatures, sigma_mS_cm, sigma_err=None, t_eval: float = 300.0) 
                 "sigma_300K_err_mS_cm": float("nan"), "note": "need ≥ 2 temperatures with positive σ"}
     y = np.log(s * T)
     x = 1.0 / (KB_EV * T)
-    if sigma_err is not None and np.all(np.isfinite(sigma_err)) and np.all(np.asarray(sigma_err) > 0):
-        w = 1.0 / (np.asarray(sigma_err) / s) ** 2
-    else:
-        w = np.ones_like(T)
+    weighted = sigma_err is not None and np.all(np.isfinite(sigma_err)) and np.all(np.asarray(sigma_err) > 0)
+    w = 1.0 / (np.asarray(sigma_err, dtype=float) / s) ** 2 if weighted else np.ones_like(T)
     A = np.vstack([np.ones_like(x), -x]).T
     W = np.diag(w)
     cov = np.linalg.inv(A.T @ W @ A)
     coef = cov @ A.T @ W @ y
     resid = y - A @ coef
-    dof = max(len(T) - 2, 1)
-    if sigma_err is None:
-        cov = cov * float(resid @ W @ resid) / dof
+    dof = len(T) - 2
+    chi2_red = float(resid @ W @ resid) / dof if dof > 0 else float("nan")
+    if not weighted:  # unit weights: the scatter is the only error estimate
+        cov = cov * (chi2_red if dof > 0 else float("nan"))
+    elif dof > 0 and chi2_red > 1.0:  # error bars too small for the scatter: widen them
+        cov = cov * chi2_red
     lnA, Ea = coef
     x0 = 1.0 / (KB_EV * t_eval)
     g = np.array([1.0, -x0])
@@ -111,4 +118,5 @@ def arrhenius(temperatures, sigma_mS_cm, sigma_err=None, t_eval: float = 300.0) 
     ln_err = float(np.sqrt(g @ cov @ g))
     s300 = float(np.exp(ln_st) / t_eval)
     return {"Ea_eV": float(Ea), "Ea_err_eV": float(np.sqrt(cov[1, 1])), "sigma_300K_mS_cm": s300,
-            "sigma_300K_err_mS_cm": s300 * ln_err, "lnA": float(lnA)}
+            "sigma_300K_err_mS_cm": s300 * ln_err, "lnA": float(lnA),
+            "chi2_reduced": chi2_red, "weighted": bool(weighted)}
