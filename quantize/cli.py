@@ -57,11 +57,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         raise NvnmdError("--trust-pickle only applies to --from-nvnmd")
     if not args.student:
         raise NvnmdError("a student model is required (or --from-nvnmd DIR)")
-    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.build import check_limits, quantize
     from nvnmd.quantize.data import default_frames_path, load_frames
     from nvnmd.student import load_student
 
     student = load_student(args.student)
+    check_limits(student)  # a model the board cannot hold is refused before any frame is read
     frames = load_frames(args.calib or default_frames_path(), student.type_map, fmt=args.calib_fmt)
     model, info = quantize(student, frames)
     info["source"] = str(args.student)
@@ -80,7 +81,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
         backend = SimBackend(Image.from_bytes(image.to_bytes()))
         pred, stats = run_image(backend, frames)
-        float_pred = run_deeppot(args.student, frames)
+        float_pred = run_deeppot(args.student, frames, student.type_map)
         results = [compare(pred, float_pred, frames, "float student"), compare(pred, "labels", frames, "labels"),
                    compare(float_pred, "labels", frames, "student vs labels")]
         out = write_report(args.report, image=image, info=info, results=results, pred=pred, float_pred=float_pred,
@@ -109,7 +110,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     pred, stats = run_image(backend, frames)
     results = [compare(pred, "labels", frames, "labels")]
     if args.reference:
-        float_pred = run_deeppot(args.reference, frames)
+        float_pred = run_deeppot(args.reference, frames, backend.type_map)
         results.append(compare(pred, float_pred, frames, "float student"))
         results.append(compare(float_pred, "labels", frames, "student vs labels"))
     print(f"{path.name}: {len(frames)} frames, {sum(f.natoms for f in frames)} atoms")

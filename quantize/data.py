@@ -44,9 +44,9 @@ def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame
         roots = sorted({p.parent for p in path.rglob("type.raw")})
         if not roots:
             raise CorruptFileError(f"{path}: no deepmd/npy system (type.raw) found in this directory")
-        systems = [(str(r), _read(dpdata, r, fmt or "deepmd/npy")) for r in roots]
+        systems = [(str(r), sysm) for r in roots for sysm in _read(dpdata, r, fmt or "deepmd/npy")]
     else:
-        systems = [(str(path), _read(dpdata, path, fmt or "auto"))]
+        systems = [(str(path), sysm) for sysm in _read(dpdata, path, fmt or "auto")]
     frames: list[Frame] = []
     for name, sysm in systems:
         names = list(sysm["atom_names"])
@@ -70,12 +70,24 @@ def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame
     return frames
 
 
-def _read(dpdata, path: Path, fmt: str):
+def _read(dpdata, path: Path, fmt: str) -> list:
+    """The systems in `path`: one for most formats; several for multi-frame files such as
+    extxyz, whose single-system reader would keep only the first frame."""
+    if fmt.lower() == "auto":  # dpdata's own rule: the file name's extension
+        fmt = path.name.split(".")[-1].lower()
     try:
         try:
-            return dpdata.LabeledSystem(str(path), fmt=fmt)
-        except (KeyError, AssertionError, ValueError, IndexError):
-            return dpdata.System(str(path), fmt=fmt)
+            single = dpdata.LabeledSystem(str(path), fmt=fmt)
+        except (KeyError, AssertionError, ValueError, IndexError, NotImplementedError):
+            single = dpdata.System(str(path), fmt=fmt)
     except Exception as exc:  # dpdata's readers raise many unrelated types for foreign files
         msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CorruptFileError(f"{path}: dpdata cannot read it as {fmt} ({msg})") from None
+        raise CorruptFileError(f"{path}: dpdata cannot read it as {fmt} ({msg}); give its dpdata format explicitly") from None
+    if path.is_file():
+        try:
+            multi = dpdata.MultiSystems.from_file(str(path), fmt=fmt)
+        except Exception:  # a format without a multi-system reader: the single system is all
+            multi = None
+        if multi is not None and multi.get_nframes() > single.get_nframes():
+            return list(multi.systems.values())
+    return [single]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.errors import NeighborOverflowError
+from nvnmd.errors import CorruptFileError, NeighborOverflowError, NvnmdError
 
 
 def run_image(backend, frames):
@@ -26,16 +26,35 @@ def run_image(backend, frames):
     return out, {"saturations": sats, "overflow_atoms": over, "counters": counters}
 
 
-def run_deeppot(model_path, frames):
+def run_deeppot(model_path, frames, type_map: list[str] | None = None):
+    """The float model's predictions with deepmd-kit's DeepPot. `type_map` names the frames'
+    type indices (the image's type map); the model's own order may differ, so types are
+    mapped by element name."""
+    from pathlib import Path
+
     from deepmd.infer import DeepPot
 
     from nvnmd.quiet import quiet_native
 
-    with quiet_native():
-        dp = DeepPot(str(model_path))
+    if not Path(model_path).exists():
+        raise FileNotFoundError(2, "No such file", str(model_path))
+    try:
+        with quiet_native():
+            dp = DeepPot(str(model_path))
+    except Exception as exc:  # deepmd-kit raises many types for files it cannot read
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CorruptFileError(f"{model_path}: deepmd-kit cannot read this model ({first[:160]})") from None
+    remap = None
+    if type_map is not None:
+        theirs = list(dp.get_type_map())
+        missing = [e for e in type_map if e not in theirs]
+        if missing:
+            raise NvnmdError(f"{model_path}: elements {missing} of the image are not in this model's type map {theirs}")
+        remap = np.array([theirs.index(e) for e in type_map])
     out = []
     for fr in frames:
-        e, f, v = dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)[:3]
+        types = fr.types if remap is None else remap[fr.types]
+        e, f, v = dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), types)[:3]
         out.append((float(e[0, 0]), f[0], v[0].reshape(9)))
     return out
 

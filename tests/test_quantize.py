@@ -169,3 +169,80 @@ def test_image_round_trip_and_refusals(student, frames_dir):
     img.sections["fit0_w"] = img.sections["fit0_w"] * 4
     with pytest.raises(CorruptFileError, match="18 bits"):
         Nvq1Model.from_image(img)
+
+
+def _cli(capsys, *args):
+    """nvnmd's CLI in this process (same code path as the console script, minus process start)."""
+    from nvnmd.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _refused(capsys, needle, *args):
+    code, _, err = _cli(capsys, *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nvnmd:") and needle in lines[0], err
+    return lines[0]
+
+
+def _dpmodel(path, descriptor, type_map):
+    """A freshly initialised deepmd-kit model (its dpmodel backend) saved as .dp."""
+    from deepmd.dpmodel.model.model import get_model
+
+    cfg = {"type_map": type_map, "descriptor": dict(descriptor, seed=1),
+           "fitting_net": {"neuron": [16, 16], "resnet_dt": True, "seed": 1}}
+    return _save_dp({"model": get_model(cfg).serialize(), "backend": "dpmodel", "model_def_script": cfg}, path)
+
+
+def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
+    """Unsupported descriptor (a real DPA-1 model), more species than the board holds (refused
+    before any frame is read), unknown element in the data, a truncated image, a reference
+    model whose type map lacks the image's elements, a file dpdata cannot read."""
+    import dpdata
+
+    se_a = {"type": "se_e2_a", "sel": [10] * 9, "rcut": 6.0, "rcut_smth": 0.5, "neuron": [8, 16], "axis_neuron": 4}
+    dpa1 = _dpmodel(tmp_path / "dpa1.dp", {"type": "se_atten", "sel": 40, "rcut": 6.0, "rcut_smth": 0.5,
+                                           "neuron": [8, 16], "axis_neuron": 4, "attn_layer": 0},
+                    ["Li", "Ge", "P", "S"])
+    nine = _dpmodel(tmp_path / "nine.dp", se_a, ["Li", "Ge", "P", "O", "Cl", "Br", "I", "Na", "K"])  # no S
+    _refused(capsys, "descriptor 'dpa1' is not supported", "quantize", dpa1, "-o", tmp_path / "x.nvq")
+    _refused(capsys, "9 species, the board holds at most 8", "quantize", nine, "-o", tmp_path / "x.nvq",
+             "--calib", tmp_path / "absent")  # the model is judged first: the missing data is never read
+    assert not (tmp_path / "x.nvq").exists()
+
+    out = tmp_path / "m.nvq"
+    assert _cli(capsys, "quantize", student_path, "-o", out, "--calib", frames_dir / "lgps50")[0] == 0
+    system = dpdata.LabeledSystem(str(frames_dir / "lgps50"), fmt="deepmd/npy")
+    foreign = system.sub_system([0])
+    foreign.data["atom_names"] = ["Li", "Ge", "P", "Se"]
+    foreign.to("deepmd/npy", str(tmp_path / "se"))
+    _refused(capsys, "elements ['Se'] are not in the model's type map", "test", out, "-s", tmp_path / "se")
+    raw = out.read_bytes()
+    (tmp_path / "cut.nvq").write_bytes(raw[: len(raw) // 2])
+    _refused(capsys, "truncated or corrupted", "test", tmp_path / "cut.nvq", "-s", frames_dir / "lgps50")
+    _refused(capsys, "elements ['S'] of the image are not in this model's type map",
+             "test", out, "-s", frames_dir / "lgps50", "--reference", nine)
+    (tmp_path / "junk.extxyz").write_text("not a structure\n")
+    _refused(capsys, "dpdata cannot read it as extxyz", "test", out, "-s", tmp_path / "junk.extxyz")
+
+
+def test_test_reads_multi_frame_extxyz(tmp_path, capsys, student_path, frames_dir):
+    """`nvnmd test` on a non-npy format: every frame of an extxyz file (dpdata's single-system
+    reader would keep only the first), the same figures as the deepmd/npy original."""
+    import dpdata
+
+    src = frames_dir / "lgps50"
+    system = dpdata.LabeledSystem(str(src), fmt="deepmd/npy")
+    system.to("extxyz", str(tmp_path / "frames.extxyz"))
+    out = tmp_path / "m.nvq"
+    assert _cli(capsys, "quantize", student_path, "-o", out, "--calib", src)[0] == 0
+    runs = {}
+    for name, data in (("npy", src), ("xyz", tmp_path / "frames.extxyz")):
+        code, _, err = _cli(capsys, "test", out, "-s", data, "--json", tmp_path / f"{name}.json")
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())["results"][0]
+    assert runs["xyz"]["frames"] == runs["npy"]["frames"] == system.get_nframes() > 1
+    for key in ("energy_per_atom", "force", "virial_per_atom"):  # extxyz keeps ~13 digits
+        assert runs["xyz"][key]["rmse"] == pytest.approx(runs["npy"][key]["rmse"], rel=1e-4)
