@@ -26,6 +26,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import numpy as np  # noqa: E402
+
 from nvnmd.cli import main as nvnmd_main  # noqa: E402
 from nvnmd.md.engine import MDConfig  # noqa: E402
 from nvnmd.student import default_student_path  # noqa: E402
@@ -79,7 +81,9 @@ def main() -> int:
     frame_ps = args.traj_every * args.dt / 1000.0
     runs = []
     for r in summary["runs"]:
-        runs.append({**r, "run_ps": steps * args.dt / 1000.0, "analysed_ps": r["length_ps"],
+        with np.load(out / f"T{int(round(r['T_K']))}K" / "checkpoint.npz", allow_pickle=False) as ck:
+            done_steps = int(ck["step"])  # a run extended by an earlier, longer invocation keeps its length
+        runs.append({**r, "run_ps": done_steps * args.dt / 1000.0, "analysed_ps": r["length_ps"],
                      "frames_analysed": int(round(r["length_ps"] / frame_ps)) + 1, "frame_ps": frame_ps})
     fit = summary["arrhenius"]
     image = out / "model.nvq"

@@ -54,20 +54,26 @@ def remove_com_drift(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
 
 
 def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window=(0.2, 0.8), nblocks: int = 4,
-              masses: np.ndarray | None = None) -> dict:
+              masses: np.ndarray | None = None, min_lag_ps: float = 2.0) -> dict:
     """Tracer diffusion coefficient of atoms in `mask` (cm²/s) with a block-average error.
 
     `window` is the fitted lag range as fractions of one block (len(times) // nblocks frames);
-    the full run and every block are fitted over the same lags. With `masses`, the
-    centre-of-mass drift of the whole system is removed first."""
+    the full run and every block are fitted over the same lags. The fit never starts before
+    `min_lag_ps` (Li in sulfides rattles in its cage for ~1–2 ps; earlier lags overstate D):
+    for short runs, fewer and longer blocks are used so that the window stays past it.
+    With `masses`, the centre-of-mass drift of the whole system is removed first."""
     if masses is not None:
         positions = remove_com_drift(positions, np.asarray(masses, dtype=np.float64))
     x = positions[:, mask, :]
     dt = float(times[1] - times[0])
-    size = len(times) // nblocks if nblocks > 1 else len(times)
+    min_lo = int(np.ceil(min_lag_ps / dt - 1e-9))
+    nblocks = max(int(nblocks), 1)
+    while nblocks > 2 and window[1] * (len(times) // nblocks) < 2 * min_lo:
+        nblocks -= 1
+    size = len(times) // nblocks
     if size < 8:  # too short to block: fit the whole run
         nblocks, size = 1, len(times)
-    lo = int(window[0] * size)
+    lo = min(max(int(window[0] * size), min_lo), size - 3)
     hi = max(int(window[1] * size), lo + 2)
     msd = msd_fft(x)
     lags = np.arange(len(msd)) * dt
