@@ -15,8 +15,11 @@ from nvnmd.errors import CorruptFileError, NeighborOverflowError, NvnmdError
 def run_image(backend, frames):
     """Quantized predictions per frame, plus saturation/overflow totals."""
     out, sats, over, counters = [], 0, 0, {}
-    for fr in frames:
-        res = backend.sim.compute(backend.request(fr.coord, fr.types, fr.cell))
+    for k, fr in enumerate(frames):
+        try:
+            res = backend.sim.compute(backend.request(fr.coord, fr.types, fr.cell))
+        except NvnmdError as exc:  # name the frame the board refused
+            raise type(exc)(f"{fr.system} (frame {k} of {len(frames)}): {exc}") from None
         e, f, v, _ = res.to_float()
         out.append((e, f, v.reshape(9)))
         sats += res.saturations

@@ -198,8 +198,9 @@ def _dpmodel(path, descriptor, type_map):
 
 def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
     """Unsupported descriptor (a real DPA-1 model), more species than the board holds (refused
-    before any frame is read), unknown element in the data, a truncated image, a reference
-    model whose type map lacks the image's elements, a file dpdata cannot read."""
+    before any frame is read), unknown element in the data, a truncated image, a frame denser
+    than the board's neighbour rows (named in the message), a reference model whose type map
+    lacks the image's elements, a file dpdata cannot read."""
     import dpdata
 
     se_a = {"type": "se_e2_a", "sel": [10] * 9, "rcut": 6.0, "rcut_smth": 0.5, "neuron": [8, 16], "axis_neuron": 4}
@@ -224,6 +225,11 @@ def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
     _refused(capsys, "truncated or corrupted", "test", tmp_path / "cut.nvq", "-s", frames_dir / "lgps50")
     _refused(capsys, "elements ['S'] of the image are not in this model's type map",
              "test", out, "-s", frames_dir / "lgps50", "--reference", nine)
+    dense = system.sub_system([0])
+    dense.data["coords"] *= 0.5
+    dense.data["cells"] *= 0.5  # rows wider than the board's neighbour slots
+    dense.to("deepmd/npy", str(tmp_path / "dense"))
+    _refused(capsys, "(frame 0 of 1): neighbour list rows of", "test", out, "-s", tmp_path / "dense")
     (tmp_path / "junk.extxyz").write_text("not a structure\n")
     _refused(capsys, "dpdata cannot read it as extxyz", "test", out, "-s", tmp_path / "junk.extxyz")
 
