@@ -1,8 +1,10 @@
 """Labelled frames for calibration, `nvnmd test` and benchmarks, read through dpdata.
 
 `load_frames(path, type_map)` accepts a deepmd/npy system directory, a directory of such
-systems (searched recursively, like the shipped nvnmd/data/frames), or any single file
-dpdata recognises by its extension; elements are mapped onto the model's type map by name.
+systems (searched recursively, like the shipped nvnmd/data/frames), any single file dpdata
+recognises by its extension (every frame of multi-frame files such as extxyz), or a file or
+directory in a dpdata format named by `fmt`; elements are mapped onto the model's type map
+by name.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
-    if path.is_dir():
+    if path.is_dir() and fmt and not fmt.lower().startswith("deepmd"):
+        systems = [(str(path), sysm) for sysm in _read(dpdata, path, fmt)]  # a directory format (abacus/scf, ...)
+    elif path.is_dir():
         roots = sorted({p.parent for p in path.rglob("type.raw")})
         if not roots:
             raise CorruptFileError(f"{path}: no deepmd/npy system (type.raw) found in this directory")
@@ -73,7 +77,8 @@ def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame
 def _read(dpdata, path: Path, fmt: str) -> list:
     """The systems in `path`: one for most formats; several for multi-frame files such as
     extxyz, whose single-system reader would keep only the first frame."""
-    if fmt.lower() == "auto":  # dpdata's own rule: the file name's extension
+    guessed = fmt.lower() == "auto"
+    if guessed:  # dpdata's own rule: the file name's extension
         fmt = path.name.split(".")[-1].lower()
     try:
         try:
@@ -82,7 +87,8 @@ def _read(dpdata, path: Path, fmt: str) -> list:
             single = dpdata.System(str(path), fmt=fmt)
     except Exception as exc:  # dpdata's readers raise many unrelated types for foreign files
         msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CorruptFileError(f"{path}: dpdata cannot read it as {fmt} ({msg}); give its dpdata format explicitly") from None
+        hint = "; give its dpdata format explicitly" if guessed else ""
+        raise CorruptFileError(f"{path}: dpdata cannot read it as {fmt} ({msg}){hint}") from None
     if path.is_file():
         try:
             multi = dpdata.MultiSystems.from_file(str(path), fmt=fmt)
