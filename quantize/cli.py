@@ -34,9 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_test)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work is done (a traceback after minutes of
+    calibration helps nobody)."""
+    if Path(args.output).is_dir():
+        raise NvnmdError(f"-o {args.output}: is a directory; give the image file to write")
+    for opt, value in (("--emit-mem", args.emit_mem), ("--report", args.report)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise NvnmdError(f"{opt} {value}: exists and is not a directory")
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     from nvnmd.image import Image
 
+    _check_outputs(args)
     if args.from_nvnmd:
         if args.student:
             raise NvnmdError("give either a student model or --from-nvnmd DIR, not both")
@@ -105,6 +116,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     path = Path(args.model)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
+    if args.json and Path(args.json).is_dir():
+        raise NvnmdError(f"--json {args.json}: is a directory; give the file to write")
     backend = SimBackend(path)
     frames = load_frames(args.system, backend.type_map, fmt=args.fmt)
     pred, stats = run_image(backend, frames)

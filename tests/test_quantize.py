@@ -200,7 +200,7 @@ def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
     """Unsupported descriptor (a real DPA-1 model), more species than the board holds (refused
     before any frame is read), unknown element in the data, a truncated image, a frame denser
     than the board's neighbour rows (named in the message), a reference model whose type map
-    lacks the image's elements, a file dpdata cannot read."""
+    lacks the image's elements, a file dpdata cannot read, output paths that cannot be written."""
     import dpdata
 
     se_a = {"type": "se_e2_a", "sel": [10] * 9, "rcut": 6.0, "rcut_smth": 0.5, "neuron": [8, 16], "axis_neuron": 4}
@@ -211,6 +211,10 @@ def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
     _refused(capsys, "descriptor 'dpa1' is not supported", "quantize", dpa1, "-o", tmp_path / "x.nvq")
     _refused(capsys, "9 species, the board holds at most 8", "quantize", nine, "-o", tmp_path / "x.nvq",
              "--calib", tmp_path / "absent")  # the model is judged first: the missing data is never read
+    (tmp_path / "afile").write_text("")
+    _refused(capsys, "--emit-mem", "quantize", student_path, "-o", tmp_path / "x.nvq", "--emit-mem", tmp_path / "afile")
+    _refused(capsys, "--report", "quantize", student_path, "-o", tmp_path / "x.nvq", "--report", tmp_path / "afile")
+    _refused(capsys, "is a directory", "quantize", student_path, "-o", tmp_path)
     assert not (tmp_path / "x.nvq").exists()
 
     out = tmp_path / "m.nvq"
@@ -229,6 +233,7 @@ def test_more_refusals_in_process(tmp_path, capsys, student_path, frames_dir):
     dense.data["coords"] *= 0.5
     dense.data["cells"] *= 0.5  # rows wider than the board's neighbour slots
     dense.to("deepmd/npy", str(tmp_path / "dense"))
+    _refused(capsys, "--json", "test", out, "-s", frames_dir / "lgps50", "--json", tmp_path)
     _refused(capsys, "(frame 0 of 1): neighbour list rows of", "test", out, "-s", tmp_path / "dense")
     (tmp_path / "junk.extxyz").write_text("not a structure\n")
     _refused(capsys, "dpdata cannot read it as extxyz", "test", out, "-s", tmp_path / "junk.extxyz")
