@@ -11,6 +11,7 @@ Runs already finished in --outdir are not redone, so `--which ours` and `--which
 run in parallel and a final `--which both` only analyses and writes the comparison.
 """
 import argparse
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -124,7 +125,7 @@ def main() -> None:
     atoms = lgps_supercell([int(x) for x in args.supercell.split(",")])
     out = {"natoms": len(atoms), "temperature_K": args.temperature, "dt_fs": args.dt, "run_ps": args.ps,
            "thermostat": f"Langevin, friction {FRICTION_PER_FS}/fs (damp {1e-3 / FRICTION_PER_FS:g} ps)",
-           "model": str(MODEL)}
+           "model": MODEL.name, "student_sha256": hashlib.sha256(MODEL.read_bytes()).hexdigest()}
     if args.which in ("ours", "both"):
         out["ours_deepmd"] = run_ours(atoms, args, outdir / "ours")
     if args.which in ("lammps", "both"):
