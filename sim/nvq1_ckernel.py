@@ -32,7 +32,9 @@ SITES = ("s", "h", "R", "G", "G_slope", "g_range", "close_contact", "T", "D", "o
          "z", "tanh_slope", "x", "g", "gT", "gT18", "gR", "gG", "gs", "gh", "gu", "pair_force", "force")
 SITE = {name: k for k, name in enumerate(SITES)}
 
-CDEF = """
+# The parameter blocks passed from Python; declared once here, used by both the cffi
+# declarations and the C source, so the two can never disagree.
+PARAM_STRUCTS = """
 typedef struct {
     long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
     double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
@@ -56,6 +58,9 @@ typedef struct {
     double t_end, s_th, s_dt;
     void *dgemm;
 } nvq1_fit_params;
+"""
+
+CDEF = PARAM_STRUCTS + """
 long long nvq1_work_doubles(const nvq1_fit_params *Fp);
 void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1_fit_params *Fp,
                   const long long *coords, const long long *cell, const long long *types, const int *nlist,
@@ -83,12 +88,8 @@ static inline double sat(double x, double lim, long long *c) {
     if (x < -lim - 1) { (*c)++; return -lim - 1; }
     return x;
 }
+""" + PARAM_STRUCTS + r"""
 
-typedef struct {
-    long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
-    double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
-    const double *ups, *uph, *gplanes, *pad, *sel;
-} nvq1_fwd_params;
 
 /* SPEC §4 cubic unit with the rounding constants folded into the planes A, B+.5, C+.5, D+.5,
    3A, 2B+.5 (value and slope at the table's own fraction). */
@@ -237,10 +238,6 @@ static void desc_fwd_rows(const nvq1_fwd_params *P, const long long *coords, con
     }
 }
 
-typedef struct {
-    long long n, K, m1, m2;
-    double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
-} nvq1_bwd_params;
 
 /* §7.2-7.3 for every atom: gT from gD = gX[pos[i]] and T[i], then its in-range slots (compact,
    as nvq1_desc_fwd stored them): first the M1-channel sums per slot, then the scalar chain
@@ -440,20 +437,6 @@ static void fit_bwd_post(long long rows, long long nin, const double *acc, doubl
     }
 }
 
-typedef struct {
-    long long nl, m1, m2, blk, K;
-    long long nin[16], nout[16], kind[16];
-    double s_sc[16], s_idt[16], s_gsc[16];
-    const double *w[16][8], *wt[16][8], *zs[16][8], *b[16][8], *idt[16][8], *s_col[16][8];
-    double s_acc[16][8];
-    const double *wf[8], *gtop[8];
-    double s_e[8], e_const[8];
-    long long gtop_clip[8];
-    const double *tplanes;
-    long long nseg;
-    double t_end, s_th, s_dt;
-    void *dgemm;
-} nvq1_fit_params;
 
 /* --- the whole evaluation --------------------------------------------------------------- */
 typedef void (*dgemm_t)(char *, char *, int *, int *, int *, double *, const double *, int *, const double *,
