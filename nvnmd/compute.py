@@ -66,3 +66,25 @@ def encode_request(positions, types, cell, nlist, shifts, pbc: bool = True) -> C
         shifts=np.asarray(shifts, dtype=np.int8),
         pbc=bool(pbc),
     )
+
+
+def check_request(request: ComputeRequest, *, type_map, max_neighbors: int) -> np.ndarray:
+    """Refuse a request no board profile can evaluate; returns the neighbour list as an array.
+
+    Every simulator profile (and so the virtual board) applies the same checks: the list has a
+    row per atom and fits the board's row width, atom types exist in the model, and neighbour
+    indices point at atoms of the request.
+    """
+    from nvnmd.errors import NeighborOverflowError, StructureError
+
+    nlist = np.asarray(request.nlist)
+    if nlist.ndim != 2 or nlist.shape[0] != request.natoms:
+        raise StructureError(f"neighbour list shape {nlist.shape} does not match {request.natoms} atoms")
+    if nlist.shape[1] > max_neighbors:
+        raise NeighborOverflowError(f"neighbour list rows of {nlist.shape[1]} exceed the board's {max_neighbors} slots")
+    types = np.asarray(request.types)
+    if types.size and (types.min() < 0 or types.max() >= len(type_map)):
+        raise StructureError(f"atom types must lie in 0..{len(type_map) - 1} ({' '.join(type_map)})")
+    if nlist.size and nlist.max() >= request.natoms:
+        raise StructureError("neighbour index beyond the number of atoms")
+    return nlist

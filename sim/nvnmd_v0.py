@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.compute import ComputeRequest, ComputeResult
-from nvnmd.errors import NeighborOverflowError, StructureError
+from nvnmd.compute import ComputeRequest, ComputeResult, check_request
+from nvnmd.errors import StructureError
 from nvnmd.formats import CELL, COORD
 from nvnmd.sim import nvnmd_v0_ops as op
 from nvnmd.sim.nvnmd_v0_model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, N_LAYERS, PROFILE,
@@ -43,14 +43,7 @@ class NvnmdV0Simulator:
 
     # ---- entry points ----
     def compute(self, request: ComputeRequest) -> ComputeResult:
-        nlist = np.asarray(request.nlist)
-        n = request.natoms
-        if nlist.ndim != 2 or nlist.shape[0] != n:
-            raise StructureError(f"neighbour list shape {nlist.shape} does not match {n} atoms")
-        if nlist.shape[1] > MAX_NEIGHBORS:
-            raise NeighborOverflowError(f"neighbour list rows of {nlist.shape[1]} exceed the board's {MAX_NEIGHBORS} slots")
-        if nlist.size and nlist.max() >= n:
-            raise StructureError("neighbour index beyond the number of atoms")
+        nlist = check_request(request, type_map=self.type_map, max_neighbors=MAX_NEIGHBORS)
         positions = COORD.decode(request.coords)
         cell = CELL.decode(request.cell).reshape(3, 3)
         ae, f, v, over = self._run(positions, np.asarray(request.types), cell, nlist,

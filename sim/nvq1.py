@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.compute import ComputeRequest, ComputeResult
-from nvnmd.errors import NeighborOverflowError, StructureError
+from nvnmd.compute import ComputeRequest, ComputeResult, check_request
 from nvnmd.sim.nvq1_model import MAX_NEIGHBORS, Nvq1Model
 
 
@@ -34,17 +33,8 @@ class Nvq1Simulator:
         self.limits = {"max_neighbors": MAX_NEIGHBORS, "sel": self.sel, "ntypes": self.ntypes}
 
     def compute(self, request: ComputeRequest, kernel: str | None = None) -> ComputeResult:
-        nlist = np.asarray(request.nlist)
-        if nlist.ndim != 2 or nlist.shape[0] != request.natoms:
-            raise StructureError(f"neighbour list shape {nlist.shape} does not match {request.natoms} atoms")
-        if nlist.shape[1] > MAX_NEIGHBORS:
-            raise NeighborOverflowError(
-                f"neighbour list rows of {nlist.shape[1]} exceed the board's {MAX_NEIGHBORS} slots")
+        nlist = check_request(request, type_map=self.type_map, max_neighbors=MAX_NEIGHBORS)
         types = np.asarray(request.types)
-        if types.size and (types.min() < 0 or types.max() >= self.ntypes):
-            raise StructureError(f"atom types must lie in 0..{self.ntypes - 1} ({' '.join(self.type_map)})")
-        if nlist.size and nlist.max() >= request.natoms:
-            raise StructureError("neighbour index beyond the number of atoms")
         args = (request.coords, types, request.cell, nlist, request.shifts)
         if (kernel or self.kernel) == "reference":
             from nvnmd.sim.nvq1_ref import compute_reference
