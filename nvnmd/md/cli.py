@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo", help="embedded LGPS student -> quantize -> virtual board -> conductivity (< 10 min)")
     d.add_argument("-o", "--output", default="runs/demo")
-    d.add_argument("--steps", type=int, default=5000, help="steps per temperature (2 fs each)")
+    d.add_argument("--steps", type=int, default=15000, help="steps per temperature (2 fs each; default 30 ps)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 
