@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.compute import ComputeRequest, ComputeResult, check_request
+from nvnmd.compute import ComputeRequest, ComputeResult
+from nvnmd.sim.board import BoardModel
 from nvnmd.errors import StructureError
 from nvnmd.formats import CELL, COORD
 from nvnmd.sim import nvnmd_v0_ops as op
@@ -28,22 +29,16 @@ from nvnmd.sim.nvnmd_v0_model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, N_L
                                       NvnmdV0Model)
 
 
-class NvnmdV0Simulator:
+class NvnmdV0Simulator(BoardModel):
     profile = PROFILE
 
     def __init__(self, model: NvnmdV0Model):
-        self.model = model
-        self.type_map = list(model.type_map)
-        self.rcut = model.rcut
-        self.sel = list(model.sel)
-        self.ntypes = model.ntypes
-        self.max_neighbors = MAX_NEIGHBORS
-        self.limits = {"max_neighbors": MAX_NEIGHBORS, "sel": self.sel, "ntypes": self.ntypes}
+        super().__init__(model, MAX_NEIGHBORS)
         self._layers = [[model.layer_params(t, k) for k in range(N_LAYERS)] for t in range(self.ntypes)]
 
     # ---- entry points ----
     def compute(self, request: ComputeRequest) -> ComputeResult:
-        nlist = check_request(request, type_map=self.type_map, max_neighbors=MAX_NEIGHBORS)
+        nlist = self.checked_nlist(request)
         positions = COORD.decode(request.coords)
         cell = CELL.decode(request.cell).reshape(3, 3)
         ae, f, v, over = self._run(positions, np.asarray(request.types), cell, nlist,

@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.compute import ComputeRequest, ComputeResult, check_request
+from nvnmd.compute import ComputeRequest, ComputeResult
+from nvnmd.sim.board import BoardModel
 from nvnmd.sim.nvq1_model import MAX_NEIGHBORS, Nvq1Model
 
 
-class Nvq1Simulator:
+class Nvq1Simulator(BoardModel):
     profile = "nvq1"
 
     def __init__(self, model: Nvq1Model, kernel: str = "fast"):
-        self.model = model
+        super().__init__(model, MAX_NEIGHBORS)
         self.kernel = kernel
         if kernel == "tf64":  # the same datapath in TensorFlow float64, on a GPU when TF sees one
             from nvnmd.sim.nvq1_tf import TfKernel as Kernel
         else:
             from nvnmd.sim.nvq1_fast import FastKernel as Kernel
         self._fast = Kernel(model)
-        self.type_map = list(model.type_map)
-        self.rcut = model.rcut
-        self.sel = list(model.sel)
-        self.ntypes = model.ntypes
-        self.max_neighbors = MAX_NEIGHBORS
-        self.limits = {"max_neighbors": MAX_NEIGHBORS, "sel": self.sel, "ntypes": self.ntypes}
 
     def compute(self, request: ComputeRequest, kernel: str | None = None) -> ComputeResult:
-        nlist = check_request(request, type_map=self.type_map, max_neighbors=MAX_NEIGHBORS)
+        nlist = self.checked_nlist(request)
         types = np.asarray(request.types)
         args = (request.coords, types, request.cell, nlist, request.shifts)
         if (kernel or self.kernel) == "reference":
