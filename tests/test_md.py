@@ -93,3 +93,32 @@ def test_cli_md_errors_are_one_line(tmp_path):
     res = subprocess.run([sys.executable, "-m", "nvnmd.cli", "md", "--resume", "--backend", "deepmd", "--steps", "2",
                           "-o", str(tmp_path / "fresh"), "--quiet"], capture_output=True, text=True)
     assert res.returncode == 2 and "no checkpoint" in res.stderr
+
+
+def test_conductivity_workflow_writes_consistent_results_and_reanalyses(sim, cell50, tmp_path):
+    import json
+
+    from nvnmd.analysis.conductivity import nernst_einstein
+    from nvnmd.md.workflow import conductivity_workflow
+
+    cfg = MDConfig(ensemble="langevin", dt_fs=2.0, steps=1500, traj_every=5, thermo_every=50,
+                   checkpoint_every=500, seed=11)
+    out = tmp_path / "sigma"
+    logged = []
+    first = conductivity_workflow(cell50, sim, [900.0, 1200.0], cfg, out, progress=False, log=logged.append)
+    summary = json.loads((out / "conductivity.json").read_text())
+    assert [r["T_K"] for r in summary["runs"]] == [900.0, 1200.0]
+    assert summary["md"]["friction_per_fs"] == cfg.friction_per_fs and summary["md"]["steps"] == 1500
+    for r in summary["runs"]:
+        assert r["n_ions"] == 20  # 20 Li in the 50-atom Li10GeP2S12 cell
+        assert r["D_cm2_s"] > 0 and r["D_err_cm2_s"] > 0
+        assert r["sigma_mS_cm"] == pytest.approx(nernst_einstein(r["D_cm2_s"], 20, r["volume_A3"], r["T_K"]), rel=1e-12)
+    assert np.isfinite(summary["arrhenius"]["Ea_eV"])
+    for name in ("conductivity.csv", "msd.png", "arrhenius.png"):
+        assert (out / name).stat().st_size > 0
+    # finished runs are not redone, and re-analysis of the same trajectories gives the same numbers
+    written = (out / "conductivity.json").read_text()
+    again = conductivity_workflow(cell50, sim, [900.0, 1200.0], cfg, out, progress=False, log=logged.append)
+    assert sum("already complete" in line for line in logged) == 2
+    assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-safe comparison
+    assert (out / "conductivity.json").read_text() == written

@@ -32,6 +32,14 @@ def lgps_supercell(reps=(2, 2, 1), path=None):
     return atoms.repeat(tuple(int(r) for r in reps))
 
 
+def _thermostat(config: MDConfig) -> dict:
+    if config.ensemble == "langevin":
+        return {"friction_per_fs": config.friction_per_fs}
+    if config.ensemble == "nose-hoover":
+        return {"tau_fs": config.tau_fs}
+    return {}
+
+
 def _run_done(run_dir: Path, steps: int) -> bool:
     ck = run_dir / "checkpoint.npz"
     if not ck.exists():
@@ -75,7 +83,9 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
     fit = arrhenius([r["T_K"] for r in rows], [r["sigma_mS_cm"] for r in rows],
                     [r["sigma_err_mS_cm"] for r in rows])
     summary = {"ion": ion, "natoms": len(atoms), "runs": rows, "arrhenius": fit,
-               "md": {"ensemble": config.ensemble, "dt_fs": config.dt_fs, "steps": config.steps},
+               "md": {"ensemble": config.ensemble, "dt_fs": config.dt_fs, "steps": config.steps,
+                      "seed": config.seed, "skin_A": config.skin, "traj_every": config.traj_every,
+                      **_thermostat(config)},
                "experiment_LGPS": {"sigma_300K_mS_cm": 12.0, "Ea_eV": [0.22, 0.25]}}
     if backend_note:
         summary["backend"] = backend_note
