@@ -32,8 +32,9 @@ def cell50():
     return lgps_supercell((1, 1, 1))
 
 
-def test_resume_is_bit_identical(sim, cell50, tmp_path):
-    cfg = MDConfig(ensemble="langevin", temperature=900.0, dt_fs=2.0, steps=60, traj_every=5, thermo_every=5,
+@pytest.mark.parametrize("ensemble", ["langevin", "csvr"])
+def test_resume_is_bit_identical(sim, cell50, tmp_path, ensemble):
+    cfg = MDConfig(ensemble=ensemble, temperature=900.0, dt_fs=2.0, steps=60, traj_every=5, thermo_every=5,
                    checkpoint_every=20, seed=7)
     run_md(cell50, sim, cfg, tmp_path / "full", progress=False)
     # interrupted run: stop at 40 steps (last checkpoint at 40), then resume to 60
@@ -59,6 +60,33 @@ def test_nose_hoover_runs_are_reproducible_and_nve_conserves(sim, cell50, tmp_pa
     etot = thermo["Etot_eV"]
     ekin_scale = np.ptp(thermo["Ekin_eV"])
     assert np.ptp(etot) < 0.02 * ekin_scale + 1e-3, (np.ptp(etot), ekin_scale)
+
+
+def test_csvr_samples_the_canonical_kinetic_energy_and_conserves_its_bookkeeping():
+    from ase import units
+
+    from nvnmd.md.integrators import MDState, make_integrator, maxwell_boltzmann
+
+    # free particles: the thermostat alone must produce the canonical (Gamma) distribution of
+    # the kinetic energy, mean ndof kT/2 and variance ndof (kT)^2/2, whatever the start
+    n, T = 50, 900.0
+    masses = np.full(n, 6.94)
+    integ = make_integrator("csvr", dt_fs=2.0, temperature=T, natoms=n, seed=3, tau_fs=4.0)
+    sys_ = MDState(positions=np.zeros((n, 3)), velocities=0.3 * maxwell_boltzmann(masses, T, seed=1),
+                   masses=masses, cell=np.eye(3) * 10.0, forces=np.zeros((n, 3)))
+    free = lambda pos: (0.0, np.zeros((n, 3)), np.zeros((3, 3)))  # noqa: E731
+    ke0 = sys_.kinetic_energy()
+    samples = []
+    for k in range(6000):
+        integ.step(sys_, free)
+        if k >= 200:
+            samples.append(sys_.kinetic_energy())
+    ke = np.array(samples)
+    ndof, kT = 3 * n - 3, units.kB * T
+    assert ke.mean() == pytest.approx(0.5 * ndof * kT, rel=0.02)
+    assert ke.var() == pytest.approx(0.5 * ndof * kT**2, rel=0.12)
+    # the conserved quantity: kinetic energy plus what the thermostat took out stays put
+    assert sys_.kinetic_energy() + integ.thermostat_energy == pytest.approx(ke0, rel=1e-9)
 
 
 def test_bad_structures_are_refused(sim, cell50, tmp_path):

@@ -22,7 +22,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
 def _md_args(p: argparse.ArgumentParser, steps: int, dt: float) -> None:
     p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
     p.add_argument("--supercell", default="2,2,1", help="repeat the structure a,b,c times (default 2,2,1)")
-    p.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "nose-hoover"])
+    p.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "csvr", "nose-hoover"])
+    p.add_argument("--tau", type=float, default=100.0, help="csvr / nose-hoover time constant in fs (default 100)")
+    p.add_argument("--friction", type=float, default=0.01, help="langevin friction in 1/fs (default 0.01)")
     p.add_argument("--steps", type=int, default=steps)
     p.add_argument("--dt", type=float, default=dt, help="time step in fs")
     p.add_argument("--seed", type=int, default=2026)
@@ -111,9 +113,11 @@ def _config(args, temperature: float):
 
     if args.steps < 1 or args.dt <= 0:
         raise NvnmdError("--steps must be ≥ 1 and --dt > 0")
+    if args.tau <= 0 or args.friction <= 0:
+        raise NvnmdError("--tau and --friction must be > 0")
     return MDConfig(ensemble=args.ensemble, temperature=temperature, dt_fs=args.dt, steps=args.steps, seed=args.seed,
                     skin=args.skin, traj_every=args.traj_every, thermo_every=args.traj_every,
-                    checkpoint_every=args.checkpoint_every)
+                    checkpoint_every=args.checkpoint_every, tau_fs=args.tau, friction_per_fs=args.friction)
 
 
 def cmd_md(args) -> int:

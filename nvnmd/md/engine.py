@@ -29,7 +29,7 @@ CHECKPOINT_VERSION = 1
 
 @dataclass
 class MDConfig:
-    ensemble: str = "langevin"  # nve | langevin | nose-hoover
+    ensemble: str = "langevin"  # nve | langevin | csvr | nose-hoover
     temperature: float = 900.0  # K (initial velocities and thermostat)
     dt_fs: float = 1.0
     steps: int = 1000

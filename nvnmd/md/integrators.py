@@ -1,4 +1,5 @@
-"""Integrators: NVE velocity Verlet, NVT Langevin (BAOAB, seeded) and NVT Nosé–Hoover chains.
+"""Integrators: NVE velocity Verlet, NVT Langevin (BAOAB, seeded), NVT Bussi CSVR (seeded) and
+NVT Nosé–Hoover chains.
 
 ASE units throughout (Å, eV, amu, time in Å·sqrt(amu/eV)). Each integrator is a small object
 whose whole state is plain arrays/numbers (`state()`/`load_state()`), so checkpoints are
@@ -97,6 +98,55 @@ class Langevin:
         self.rng.bit_generator.state = json.loads(str(st["rng"]))
 
 
+class CSVR:
+    """Bussi–Donadio–Parrinello canonical sampling through velocity rescaling (J. Chem. Phys.
+    126, 014101 (2007)): velocity Verlet with a stochastic rescaling of the kinetic energy for
+    half a step at either end. Unlike Langevin it leaves the single-particle dynamics (and so
+    diffusion) almost untouched, with time constant `tau_fs`; numpy PCG64 stream from `seed`."""
+
+    name = "csvr"
+
+    def __init__(self, dt_fs: float, temperature: float, ndof: int, tau_fs: float = 100.0, seed: int = 0):
+        self.dt = dt_fs * units.fs
+        self.kT = units.kB * temperature
+        self.ndof = ndof
+        self.c = np.exp(-0.5 * dt_fs / tau_fs)  # per half step
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.thermostat_energy = 0.0
+
+    def _rescale(self, sys: MDState) -> None:
+        ke = sys.kinetic_energy()
+        if ke <= 0.0:
+            return
+        target = 0.5 * self.ndof * self.kT
+        r1 = self.rng.standard_normal()
+        rest = 2.0 * self.rng.standard_gamma(0.5 * (self.ndof - 1)) if self.ndof > 1 else 0.0
+        c, n = self.c, self.ndof
+        ke_new = (c * ke + (1.0 - c) * target * (r1 * r1 + rest) / n
+                  + 2.0 * r1 * np.sqrt(c * (1.0 - c) * ke * target / n))
+        alpha = np.sqrt(ke_new / ke)
+        if r1 + np.sqrt(c * n * ke / ((1.0 - c) * target)) < 0.0:
+            alpha = -alpha
+        sys.velocities = sys.velocities * alpha
+        self.thermostat_energy -= ke_new - ke
+
+    def step(self, sys: MDState, compute) -> None:
+        self._rescale(sys)
+        _kick(sys, 0.5 * self.dt)
+        _drift(sys, self.dt)
+        _evaluate(sys, compute)
+        _kick(sys, 0.5 * self.dt)
+        self._rescale(sys)
+        sys.step += 1
+
+    def state(self) -> dict:
+        return {"thermostat_energy": self.thermostat_energy, "rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state(self, st: dict) -> None:
+        self.thermostat_energy = float(st["thermostat_energy"])
+        self.rng.bit_generator.state = json.loads(str(st["rng"]))
+
+
 class NoseHooverChain:
     """Nosé–Hoover chain thermostat (Martyna–Tuckerman–Klein), velocity-Verlet splitting.
 
@@ -166,11 +216,13 @@ def make_integrator(kind: str, dt_fs: float, temperature: float, natoms: int, se
         return VelocityVerlet(dt_fs)
     if kind == "langevin":
         return Langevin(dt_fs, temperature, friction_per_fs=friction_per_fs, seed=seed)
+    if kind == "csvr":
+        return CSVR(dt_fs, temperature, ndof=3 * natoms - 3, tau_fs=tau_fs, seed=seed)
     if kind in ("nose-hoover", "nh", "nhc"):
         return NoseHooverChain(dt_fs, temperature, ndof=3 * natoms - 3, tau_fs=tau_fs)
     from nvnmd.errors import NvnmdError
 
-    raise NvnmdError(f"unknown ensemble '{kind}' (choose nve, langevin, nose-hoover)")
+    raise NvnmdError(f"unknown ensemble '{kind}' (choose nve, langevin, csvr, nose-hoover)")
 
 
 def maxwell_boltzmann(masses: np.ndarray, temperature: float, seed: int) -> np.ndarray:

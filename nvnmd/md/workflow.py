@@ -35,7 +35,7 @@ def lgps_supercell(reps=(2, 2, 1), path=None):
 def _thermostat(config: MDConfig) -> dict:
     if config.ensemble == "langevin":
         return {"friction_per_fs": config.friction_per_fs}
-    if config.ensemble == "nose-hoover":
+    if config.ensemble in ("nose-hoover", "csvr"):
         return {"tau_fs": config.tau_fs}
     return {}
 
