@@ -19,10 +19,11 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
 
 
-def _md_args(p: argparse.ArgumentParser, steps: int, dt: float) -> None:
+def _md_args(p: argparse.ArgumentParser, steps: int, dt: float, ensemble: str = "langevin") -> None:
     p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
     p.add_argument("--supercell", default="2,2,1", help="repeat the structure a,b,c times (default 2,2,1)")
-    p.add_argument("--ensemble", default="langevin", choices=["nve", "langevin", "csvr", "nose-hoover"])
+    p.add_argument("--ensemble", default=ensemble, choices=["nve", "langevin", "csvr", "nose-hoover"],
+                   help=f"integrator / thermostat (default {ensemble})")
     p.add_argument("--tau", type=float, default=100.0, help="csvr / nose-hoover time constant in fs (default 100)")
     p.add_argument("--friction", type=float, default=0.01, help="langevin friction in 1/fs (default 0.01)")
     p.add_argument("--steps", type=int, default=steps)
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("conductivity", help="NVT MD at several temperatures -> D(Li), σ, Arrhenius Ea and σ(300 K)")
     _backend_args(c)
-    _md_args(c, steps=20000, dt=2.0)
+    _md_args(c, steps=20000, dt=2.0, ensemble="csvr")  # CSVR barely perturbs diffusion; Langevin slows it
     c.add_argument("-T", "--temperatures", default="700,900,1100", help="comma-separated temperatures in K")
     c.add_argument("--analyse-only", action="store_true", help="only analyse existing trajectories in --output")
     c.set_defaults(func=cmd_conductivity, output="runs/conductivity")
@@ -173,8 +174,8 @@ def cmd_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     image = ensure_image(None, None, out)
     atoms = lgps_supercell((2, 2, 1))
-    config = MDConfig(ensemble="langevin", dt_fs=2.0, steps=args.steps, traj_every=10, thermo_every=10,
-                      checkpoint_every=1000, friction_per_fs=0.01)
+    config = MDConfig(ensemble="csvr", dt_fs=2.0, steps=args.steps, traj_every=10, thermo_every=10,
+                      checkpoint_every=1000, tau_fs=100.0)
     with DemoBoard(image) as board:
         print(f"backend: {board.description}")
         summary = conductivity_workflow(atoms, board.backend, [700.0, 900.0, 1100.0], config, out,
