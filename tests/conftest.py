@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded student, the shipped LGPS frames, a scratch directory."""
+"""Shared fixtures: the embedded student, the shipped LGPS frames and their quantized model."""
 
 import os
 
@@ -27,3 +27,15 @@ def student(student_path):
 @pytest.fixture(scope="session")
 def frames_dir() -> Path:
     return DATA / "frames"
+
+
+@pytest.fixture(scope="session")
+def quantized(student, frames_dir):
+    """(nvq1 model, frames): the embedded student quantized on the shipped frames, once per
+    session. Tests derive variants with dataclasses.replace / deepcopy, never in place."""
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import load_frames
+
+    frames = load_frames(frames_dir, student.type_map)
+    model, _ = quantize(student, frames)
+    return model, frames

@@ -11,16 +11,6 @@ from nvnmd.neighbors import build_neighbor_list
 
 
 @pytest.fixture(scope="module")
-def quantized(student, frames_dir):
-    from nvnmd.quantize.build import quantize
-    from nvnmd.quantize.data import load_frames
-
-    frames = load_frames(frames_dir, student.type_map)
-    model, info = quantize(student, frames)
-    return model, frames
-
-
-@pytest.fixture(scope="module")
 def backend(quantized):
     from nvnmd.backends.sim import SimBackend
     from nvnmd.image import Image

@@ -19,16 +19,6 @@ from nvnmd.neighbors import build_neighbor_list
 
 
 @pytest.fixture(scope="module")
-def quantized(student, frames_dir):
-    from nvnmd.quantize.build import quantize
-    from nvnmd.quantize.data import load_frames
-
-    frames = load_frames(frames_dir, student.type_map)
-    model, _ = quantize(student, frames)
-    return model, frames
-
-
-@pytest.fixture(scope="module")
 def image(quantized):
     from nvnmd.image import Image
 
