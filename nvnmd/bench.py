@@ -127,6 +127,25 @@ def _pinned(args, threads: str) -> dict | None:
         return json.loads(out.read_text())
 
 
+def bench_inputs(args):
+    """(student path, frames, SimBackend) the simulator benchmarks share: --student (default the
+    embedded one), --frames (default the shipped 400-atom LGPS frames) and --image (default the
+    student quantized now on the shipped frames)."""
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.quantize.data import default_frames_path, load_frames
+    from nvnmd.student import default_student_path, load_student
+
+    student_path = Path(args.student) if args.student else default_student_path()
+    student = load_student(student_path)
+    frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
+    if args.image:
+        return student_path, frames, SimBackend(args.image)
+    from nvnmd.quantize.build import quantize
+
+    model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
+    return student_path, frames, SimBackend(model.to_image())
+
+
 def bench_sim(args) -> dict:
     # Same thread count for DeepPot (TensorFlow would otherwise take every core) and for the
     # simulator's BLAS, so the comparison is per core.
@@ -136,21 +155,9 @@ def bench_sim(args) -> dict:
         return child
     from deepmd.infer import DeepPot
 
-    from nvnmd.backends.sim import SimBackend
-    from nvnmd.quantize.data import default_frames_path, load_frames
     from nvnmd.quiet import quiet_native
-    from nvnmd.student import default_student_path, load_student
 
-    student_path = Path(args.student) if args.student else default_student_path()
-    student = load_student(student_path)
-    frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
-    if args.image:
-        backend = SimBackend(args.image)
-    else:
-        from nvnmd.quantize.build import quantize
-
-        model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-        backend = SimBackend(model.to_image())
+    student_path, frames, backend = bench_inputs(args)
     sim = backend.sim
     reqs = {id(fr): backend.request(fr.coord, fr.types, fr.cell) for fr in frames}
     with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:

@@ -45,25 +45,15 @@ class Tf64Backend(SimBackend):
 def bench(args) -> dict:
     """`nvnmd bench tf64`: the TensorFlow kernel next to the simulator's fast kernel (C and numpy
     paths) on the same image and requests, one thread each unless --threads says otherwise."""
-    from nvnmd.bench import _pinned, _time_interleaved
+    from nvnmd.bench import _pinned, _time_interleaved, bench_inputs
 
     threads = str(getattr(args, "threads", None) or 1)
     child = _pinned(args, threads)
     if child is not None:
         return child
-    from nvnmd.quantize.data import default_frames_path, load_frames
     from nvnmd.sim.nvq1_fast import FastKernel
-    from nvnmd.student import default_student_path, load_student
 
-    student = load_student(Path(args.student) if args.student else default_student_path())
-    frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
-    if args.image:
-        sim = SimBackend(args.image)
-    else:
-        from nvnmd.quantize.build import quantize
-
-        model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-        sim = SimBackend(model.to_image())
+    _, frames, sim = bench_inputs(args)
     tf64 = Tf64Backend(sim.image)
     reqs = {id(fr): sim.request(fr.coord, fr.types, fr.cell) for fr in frames}
     numpy_only = FastKernel(sim.sim.model, use_c=False)
