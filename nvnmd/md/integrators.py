@@ -44,6 +44,30 @@ def _evaluate(sys: MDState, compute) -> None:
     sys.energy, sys.forces, sys.virial = compute(sys.positions)
 
 
+def _verlet(sys: MDState, compute, dt: float) -> None:
+    """One velocity-Verlet step (kick, drift, forces, kick); thermostats wrap it."""
+    _kick(sys, 0.5 * dt)
+    _drift(sys, dt)
+    _evaluate(sys, compute)
+    _kick(sys, 0.5 * dt)
+
+
+class _SeededThermostat:
+    """State of a stochastic thermostat: the heat it exchanged and its PCG64 stream, both
+    saved exactly so a resumed run draws the same numbers."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.thermostat_energy = 0.0
+
+    def state(self) -> dict:
+        return {"thermostat_energy": self.thermostat_energy, "rng": json.dumps(self.rng.bit_generator.state)}
+
+    def load_state(self, st: dict) -> None:
+        self.thermostat_energy = float(st["thermostat_energy"])
+        self.rng.bit_generator.state = json.loads(str(st["rng"]))
+
+
 class VelocityVerlet:
     name = "nve"
 
@@ -52,10 +76,7 @@ class VelocityVerlet:
         self.thermostat_energy = 0.0
 
     def step(self, sys: MDState, compute) -> None:
-        _kick(sys, 0.5 * self.dt)
-        _drift(sys, self.dt)
-        _evaluate(sys, compute)
-        _kick(sys, 0.5 * self.dt)
+        _verlet(sys, compute, self.dt)
         sys.step += 1
 
     def state(self) -> dict:
@@ -65,7 +86,7 @@ class VelocityVerlet:
         self.thermostat_energy = float(st["thermostat_energy"])
 
 
-class Langevin:
+class Langevin(_SeededThermostat):
     """BAOAB Langevin (Leimkuhler–Matthews); friction in 1/fs, numpy PCG64 stream from `seed`."""
 
     name = "langevin"
@@ -74,8 +95,7 @@ class Langevin:
         self.dt = dt_fs * units.fs
         self.kT = units.kB * temperature
         self.c1 = np.exp(-friction_per_fs * dt_fs)
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.thermostat_energy = 0.0
+        super().__init__(seed)
 
     def step(self, sys: MDState, compute) -> None:
         _kick(sys, 0.5 * self.dt)
@@ -90,15 +110,7 @@ class Langevin:
         _kick(sys, 0.5 * self.dt)
         sys.step += 1
 
-    def state(self) -> dict:
-        return {"thermostat_energy": self.thermostat_energy, "rng": json.dumps(self.rng.bit_generator.state)}
-
-    def load_state(self, st: dict) -> None:
-        self.thermostat_energy = float(st["thermostat_energy"])
-        self.rng.bit_generator.state = json.loads(str(st["rng"]))
-
-
-class CSVR:
+class CSVR(_SeededThermostat):
     """Bussi–Donadio–Parrinello canonical sampling through velocity rescaling (J. Chem. Phys.
     126, 014101 (2007)): velocity Verlet with a stochastic rescaling of the kinetic energy for
     half a step at either end. Unlike Langevin it leaves the single-particle dynamics (and so
@@ -111,8 +123,7 @@ class CSVR:
         self.kT = units.kB * temperature
         self.ndof = ndof
         self.c = np.exp(-0.5 * dt_fs / tau_fs)  # per half step
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.thermostat_energy = 0.0
+        super().__init__(seed)
 
     def _rescale(self, sys: MDState) -> None:
         ke = sys.kinetic_energy()
@@ -132,20 +143,9 @@ class CSVR:
 
     def step(self, sys: MDState, compute) -> None:
         self._rescale(sys)
-        _kick(sys, 0.5 * self.dt)
-        _drift(sys, self.dt)
-        _evaluate(sys, compute)
-        _kick(sys, 0.5 * self.dt)
+        _verlet(sys, compute, self.dt)
         self._rescale(sys)
         sys.step += 1
-
-    def state(self) -> dict:
-        return {"thermostat_energy": self.thermostat_energy, "rng": json.dumps(self.rng.bit_generator.state)}
-
-    def load_state(self, st: dict) -> None:
-        self.thermostat_energy = float(st["thermostat_energy"])
-        self.rng.bit_generator.state = json.loads(str(st["rng"]))
-
 
 class NoseHooverChain:
     """Nosé–Hoover chain thermostat (Martyna–Tuckerman–Klein), velocity-Verlet splitting.
@@ -195,10 +195,7 @@ class NoseHooverChain:
 
     def step(self, sys: MDState, compute) -> None:
         self._chain_half(sys)
-        _kick(sys, 0.5 * self.dt)
-        _drift(sys, self.dt)
-        _evaluate(sys, compute)
-        _kick(sys, 0.5 * self.dt)
+        _verlet(sys, compute, self.dt)
         self._chain_half(sys)
         sys.step += 1
 
