@@ -21,6 +21,17 @@ import numpy as np
 from nvnmd.cbuild import CLibrary
 from nvnmd.errors import StructureError
 
+NO_CELL = ("no periodic cell (zero volume); a plain .xyz carries none: give the cell, e.g. extxyz "
+           "with Lattice=, a POSCAR or a deepmd system")
+
+
+def check_cell(cell) -> float:
+    """The cell's volume in Å^3; a missing or degenerate cell is refused."""
+    volume = abs(float(np.linalg.det(np.asarray(cell, dtype=np.float64).reshape(3, 3))))
+    if volume < 1e-6:
+        raise StructureError(NO_CELL)
+    return volume
+
 
 @dataclass
 class NeighborList:
@@ -256,8 +267,8 @@ def build_neighbor_list(positions, cell, cutoff: float, pbc=True, min_distance: 
     positions = np.asarray(positions, dtype=np.float64)
     cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
     pbc3 = np.array([bool(pbc)] * 3) if np.ndim(pbc) == 0 else np.asarray(pbc, dtype=bool)
-    if np.any(pbc3) and abs(np.linalg.det(cell)) < 1e-6:
-        raise StructureError("periodic cell has zero volume")
+    if np.any(pbc3):
+        check_cell(cell)
     cutoff = float(cutoff)
     kernel = c_kernel() if np.all(pbc3) and len(positions) else None
     if kernel is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.errors import CorruptFileError, StructureError
+from nvnmd.neighbors import check_cell
 
 
 @dataclass
@@ -61,6 +62,11 @@ def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame
         remap = np.array([type_map.index(e) if e in type_map else -1 for e in names])
         types = remap[np.asarray(sysm["atom_types"])]
         labelled = "energies" in sysm.data
+        try:
+            for cell in sysm["cells"]:
+                check_cell(cell)
+        except StructureError as exc:
+            raise StructureError(f"{name}: {exc}") from None
         for f in range(sysm.get_nframes()):
             frames.append(Frame(
                 system=name, coord=np.asarray(sysm["coords"][f], float), cell=np.asarray(sysm["cells"][f], float),

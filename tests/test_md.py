@@ -101,6 +101,9 @@ def test_bad_structures_are_refused(sim, cell50, tmp_path):
     tiny = Atoms("Li2S", positions=[[0, 0, 0], [1.5, 0, 0], [0, 1.5, 0]], cell=[2.5, 2.5, 2.5], pbc=True)
     with pytest.raises(StructureError, match="box too small"):
         run_md(tiny, sim, MDConfig(steps=1), tmp_path / "z", progress=False)
+    no_cell = Atoms("Li2S", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]])  # what a plain .xyz gives
+    with pytest.raises(StructureError, match="no periodic cell"):
+        run_md(no_cell, sim, MDConfig(steps=1), tmp_path / "w", progress=False)
 
 
 def test_neighbor_overflow_is_an_error(cell50):

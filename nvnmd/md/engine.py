@@ -23,6 +23,7 @@ from ase import units
 from nvnmd.errors import NvnmdError, StructureError
 from nvnmd.md.integrators import MDState, make_integrator, maxwell_boltzmann
 from nvnmd.md.verlet import VerletList
+from nvnmd.neighbors import check_cell
 
 CHECKPOINT_VERSION = 1
 
@@ -54,9 +55,7 @@ def atom_types(atoms, type_map: list[str]) -> np.ndarray:
 
 def check_box(cell: np.ndarray, rcut: float) -> None:
     """The cell must be non-degenerate and (for the minimum-image-free lists we build) sane."""
-    vol = abs(float(np.linalg.det(cell)))
-    if vol < 1.0:
-        raise StructureError(f"cell volume {vol:.3g} Å^3 is degenerate")
+    vol = check_cell(cell)
     heights = vol / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
     if np.min(heights) < 0.5 * rcut:
         raise StructureError(
