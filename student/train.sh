@@ -23,9 +23,10 @@ dp --tf freeze -o lgps_student.pb
 "$py" - <<'PY'
 stage1 = open("../run/lcurve.out").read().splitlines()
 rows = stage1[:1] + [l for l in stage1[1:] if not l.startswith("#")]
+offset = int(rows[-1].split()[0])  # stage 2 continues the step count where stage 1 ended
 for line in open("lcurve.out"):
     if not line.startswith("#"):
-        p = line.split(); p[0] = str(int(p[0]) + 200000); rows.append("  ".join(p))
+        p = line.split(); p[0] = str(int(p[0]) + offset); rows.append("  ".join(p))
 open("lcurve_all.out", "w").write("\n".join(rows) + "\n")
 PY
 "$py" "$here/plot_lcurve.py" lcurve_all.out lcurve.png
