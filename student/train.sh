@@ -11,29 +11,33 @@ here=$(cd "$(dirname "$0")" && pwd)
 data=${LGPS_DATA:-$here/../../shared/data/lgps-pbe}
 work=${WORK:-$here/../runs/student}
 py=${PYTHON:-python}
-mkdir -p "$work/run" "$work/restart" "$work/finetune"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} DP_INTRA_OP_PARALLELISM_THREADS=${DP_INTRA_OP_PARALLELISM_THREADS:-1} DP_INTER_OP_PARALLELISM_THREADS=1
 "$py" "$here/make_split.py" "$data" "$work/data"
-cp "$here/input.json" "$work/run/input.json"
-(cd "$work/run" && dp --tf train input.json && dp --tf freeze -o stage1.pb)
-cp "$here/input_restart.json" "$work/restart/input.json"
-(cd "$work/restart" && dp --tf train --init-frz-model ../run/stage1.pb input.json && dp --tf freeze -o stage2.pb)
-cp "$here/input_finetune.json" "$work/finetune/input.json"
-cd "$work/finetune"
-dp --tf train --init-frz-model ../restart/stage2.pb input.json
-dp --tf freeze -o lgps_student.pb
+stages=(run:input.json restart:input_restart.json finetune:input_finetune.json)  # dir:input, in order
+init=()
+for stage in "${stages[@]}"; do
+    dir=${stage%%:*}
+    mkdir -p "$work/$dir"
+    cp "$here/${stage#*:}" "$work/$dir/input.json"
+    (cd "$work/$dir" && dp --tf train "${init[@]}" input.json && dp --tf freeze -o model.pb)
+    init=(--init-frz-model "../$dir/model.pb")
+done
+cd "$work/$dir"
+cp model.pb lgps_student.pb
 "$py" "$here/evaluate.py" lgps_student.pb ../data/valid --per-system --json validation.json
 "$py" "$here/evaluate.py" lgps_student.pb ../data/train --per-system --json training_fit.json
-"$py" - <<'PY'
-rows = open("../run/lcurve.out").read().splitlines()[:1]
+"$py" - "${stages[@]%%:*}" <<'PY'
+import sys
+dirs = sys.argv[1:]
+rows = open(f"../{dirs[0]}/lcurve.out").read().splitlines()[:1]
 offset = 0
-for stage in ("../run/lcurve.out", "../restart/lcurve.out", "lcurve.out"):
+for d in dirs:
     last = offset  # each stage continues the step count where the previous one ended
-    for line in open(stage):
+    for line in open(f"../{d}/lcurve.out"):
         if not line.startswith("#"):
             p = line.split(); last = int(p[0]) + offset; p[0] = str(last); rows.append("  ".join(p))
     offset = last
 open("lcurve_all.out", "w").write("\n".join(rows) + "\n")
 PY
 "$py" "$here/plot_lcurve.py" lcurve_all.out lcurve.png
-echo "model: $work/finetune/lgps_student.pb"
+echo "model: $work/$dir/lgps_student.pb"
