@@ -103,3 +103,16 @@ def test_short_run_fit_starts_after_the_cage_regime():
     assert res["fit_window_ps"][0] >= 2.0 - 1e-9
     assert res["D_cm2_s"] == pytest.approx(1e-5, rel=0.2)
     assert np.isfinite(res["D_err_cm2_s"])
+
+
+def test_too_short_runs_are_flagged_and_long_enough_runs_are_not():
+    # The fit wants lags from min_lag (2 ps) to at least twice that, in two blocks: 10 ps.
+    rng = np.random.default_rng(6)
+    dt, n = 0.02, 50
+    walk = np.cumsum(rng.normal(scale=np.sqrt(2 * 0.1 * dt), size=(1000, n, 3)), axis=0)
+    for frames, flagged in ((150, True), (499, True), (500, False), (1000, False)):
+        res = diffusion(np.arange(frames) * dt, walk[:frames], np.ones(n, bool))
+        assert (res["warning"] is not None) == flagged, (frames, res["warning"])
+    short = diffusion(np.arange(150) * dt, walk[:150], np.ones(n, bool))
+    lo, hi = short["fit_window_ps"]
+    assert lo < 2.0 and f"{lo:.2f}-{hi:.2f} ps" in short["warning"] and "need ≥ 10 ps" in short["warning"]

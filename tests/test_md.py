@@ -143,8 +143,10 @@ def test_conductivity_workflow_writes_consistent_results_and_reanalyses(sim, cel
     for r in summary["runs"]:
         assert r["n_ions"] == 20  # 20 Li in the 50-atom Li10GeP2S12 cell
         # 3 ps is too short for the sign of D to be certain (two 1.5 ps blocks, fitted over a few
-        # lags near 1.5 ps where Li still rattles in its cage); the benchmarks measure D itself
+        # lags near 1.5 ps where Li still rattles in its cage): the result says so, and the
+        # benchmarks measure D itself
         assert np.isfinite(r["D_cm2_s"]) and r["D_err_cm2_s"] > 0
+        assert "run too short" in r["warning"] and "need ≥ 10 ps" in r["warning"]
         assert r["sigma_mS_cm"] == pytest.approx(nernst_einstein(r["D_cm2_s"], 20, r["volume_A3"], r["T_K"]), rel=1e-12)
     positive = all(r["sigma_mS_cm"] > 0 for r in summary["runs"])
     assert np.isfinite(summary["arrhenius"]["Ea_eV"]) == positive  # no Arrhenius fit through a σ ≤ 0
@@ -156,5 +158,6 @@ def test_conductivity_workflow_writes_consistent_results_and_reanalyses(sim, cel
     written = (out / "conductivity.json").read_text()
     again = conductivity_workflow(cell50, sim, [900.0, 1200.0], cfg, out, progress=False, log=logged.append)
     assert sum("already complete" in line for line in logged) == 2
+    assert sum("warning: run too short" in line for line in logged) == 4  # each T, each analysis
     assert json.dumps(again, sort_keys=True) == json.dumps(first, sort_keys=True)  # NaN-safe comparison
     assert (out / "conductivity.json").read_text() == written

@@ -61,6 +61,8 @@ def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window
     the full run and every block are fitted over the same lags. The fit never starts before
     `min_lag_ps` (Li in sulfides rattles in its cage for ~1–2 ps; earlier lags overstate D):
     for short runs, fewer and longer blocks are used so that the window stays past it.
+    A run too short to fit lags from `min_lag_ps` to twice that still gets a fit, but the
+    result carries a `warning` saying which lags were fitted and how long a run is needed.
     With `masses`, the centre-of-mass drift of the whole system is removed first."""
     if masses is not None:
         positions = remove_com_drift(positions, np.asarray(masses, dtype=np.float64))
@@ -84,8 +86,15 @@ def diffusion(times: np.ndarray, positions: np.ndarray, mask: np.ndarray, window
             mb = msd_fft(x[b * size:(b + 1) * size])
             blocks.append(_fit_slope(lags[lo:hi], mb[lo:hi]) / 6.0 * A2PS_TO_CM2S)
     err = float(np.std(blocks, ddof=1) / np.sqrt(len(blocks))) if len(blocks) > 1 else float("nan")
+    warning = None
+    if lo < min_lo or hi < 2 * min_lo:
+        needed = 2 * 2 * min_lo * dt / window[1]  # two blocks whose window reaches 2 x min_lag
+        warning = (f"run too short for a diffusive fit: D was fitted over lags {lags[lo]:.2f}-{lags[hi - 1]:.2f} ps "
+                   f"({hi - lo} points) instead of {min_lag_ps:g}-{2 * min_lag_ps:g} ps or more, where Li still "
+                   f"rattles in its cage; D and its error are unreliable (analysed length {times[-1] - times[0]:.1f} ps, "
+                   f"need ≥ {needed:.0f} ps)")
     return {"D_cm2_s": D, "D_err_cm2_s": err, "msd_A2": msd, "lag_ps": lags, "fit_window_ps": [float(lags[lo]), float(lags[hi - 1])],
-            "blocks_D_cm2_s": blocks}
+            "blocks_D_cm2_s": blocks, "warning": warning}
 
 
 def nernst_einstein(D_cm2_s: float, n_ions: int, volume_A3: float, temperature: float, charge: int = 1) -> float:

@@ -77,9 +77,11 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
         rows.append({"T_K": float(T), "D_cm2_s": d["D_cm2_s"], "D_err_cm2_s": d["D_err_cm2_s"],
                      "sigma_mS_cm": sigma, "sigma_err_mS_cm": sigma_err, "n_ions": int(mask.sum()),
                      "volume_A3": volume, "length_ps": float(times[-1] - times[start]),
-                     "fit_window_ps": d["fit_window_ps"]})
+                     "fit_window_ps": d["fit_window_ps"], "warning": d["warning"]})
         curves[T] = (d["lag_ps"], d["msd_A2"])
         log(f"T = {T:g} K: D({ion}) = {d['D_cm2_s']:.3e} ± {d['D_err_cm2_s']:.1e} cm²/s, σ = {sigma:.3g} mS/cm")
+        if d["warning"]:
+            log(f"T = {T:g} K: warning: {d['warning']}")
     fit = arrhenius([r["T_K"] for r in rows], [r["sigma_mS_cm"] for r in rows],
                     [r["sigma_err_mS_cm"] for r in rows])
     summary = {"ion": ion, "natoms": len(atoms), "runs": rows, "arrhenius": fit,
