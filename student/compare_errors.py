@@ -1,0 +1,53 @@
+"""Do several students miss the same frames? Per-frame energy errors of each model on a deepmd/npy tree.
+
+Usage: python student/compare_errors.py DATA_DIR MODEL.pb MODEL.pb [...] [--json OUT]
+
+For every pair of models: the correlation of their per-frame energy errors (meV/atom,
+prediction − DFT label) and the RMSE of each and of their mean. A correlation near 1
+between independently trained students says the error is a property of the frames and of the
+model family (label noise, or what se_e2_a at this size cannot represent), not of one training
+run: more steps or averaging such models will not remove it.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import dpdata
+import numpy as np
+
+
+def per_frame_errors(model: str, data: str) -> np.ndarray:
+    from deepmd.infer import DeepPot
+
+    dp = DeepPot(model)
+    out = []
+    for sysdir in sorted(p.parent for p in Path(data).rglob("type.raw")):
+        s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
+        nf = len(s)
+        e = dp.eval(s["coords"].reshape(nf, -1), s["cells"].reshape(nf, -1), s["atom_types"])[0].ravel()
+        out.append(1e3 * (e - s["energies"]) / s.get_natoms())
+    return np.concatenate(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data")
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    err = {m: per_frame_errors(m, args.data) for m in args.models}
+    rms = {m: float(np.sqrt(np.mean(e**2))) for m, e in err.items()}
+    pairs = []
+    for i, a in enumerate(args.models):
+        for b in args.models[i + 1:]:
+            pairs.append({"a": a, "b": b, "correlation": float(np.corrcoef(err[a], err[b])[0, 1]),
+                          "rmse_a": rms[a], "rmse_b": rms[b],
+                          "rmse_of_mean": float(np.sqrt(np.mean(((err[a] + err[b]) / 2) ** 2)))})
+    out = {"frames": int(next(iter(err.values())).size), "energy_rmse_meV_atom": rms, "pairs": pairs}
+    print(json.dumps(out, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
