@@ -13,22 +13,16 @@ import argparse
 import json
 from pathlib import Path
 
-import dpdata
 import numpy as np
+from evaluate import predictions  # student/evaluate.py, beside this script
 
 
 def per_frame_errors(model: str, data: str) -> tuple[np.ndarray, np.ndarray]:
     """(energy error per frame in meV/atom, system index per frame)."""
-    from deepmd.infer import DeepPot
-
-    dp = DeepPot(model)
     out, system = [], []
-    for sysdir in sorted(p.parent for p in Path(data).rglob("type.raw")):
-        s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
-        nf = len(s)
-        e = dp.eval(s["coords"].reshape(nf, -1), s["cells"].reshape(nf, -1), s["atom_types"])[0].ravel()
-        out.append(1e3 * (e - s["energies"]) / s.get_natoms())
-        system.append(np.full(nf, len(system)))
+    for _, s, e, _, _ in predictions(model, data):
+        out.append(1e3 * (e.ravel() - s["energies"]) / s.get_natoms())
+        system.append(np.full(len(s), len(system)))
     return np.concatenate(out), np.concatenate(system)
 
 

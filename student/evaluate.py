@@ -15,6 +15,17 @@ import dpdata
 import numpy as np
 
 
+def predictions(model: str, data: str):
+    """Yields (system dir, dpdata system, energy, force, virial) of MODEL on every system under DATA."""
+    from deepmd.infer import DeepPot
+
+    dp = DeepPot(model)
+    for sysdir in sorted(p.parent for p in Path(data).rglob("type.raw")):
+        s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
+        e, f, v = dp.eval(s["coords"].reshape(len(s), -1), s["cells"].reshape(len(s), -1), s["atom_types"])[:3]
+        yield sysdir, s, e, f, v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -22,15 +33,9 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--per-system", action="store_true")
     args = ap.parse_args()
-    from deepmd.infer import DeepPot
-
-    dp = DeepPot(args.model)
     de, df, dv, systems = [], [], [], []
-    for sysdir in sorted(p.parent for p in Path(args.data).rglob("type.raw")):
-        s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
+    for sysdir, s, e, f, v in predictions(args.model, args.data):
         n = s.get_natoms()
-        types = s["atom_types"]
-        e, f, v = dp.eval(s["coords"].reshape(len(s), -1), s["cells"].reshape(len(s), -1), types)[:3]
         de.append((e.ravel() - s["energies"]) / n)
         df.append((f.reshape(-1) - s["forces"].reshape(-1)))
         systems.append({
