@@ -1,8 +1,10 @@
-"""Student loading: our loader agrees with deepmd-kit's DeepPot; unsupported kinds are refused."""
+"""Student loading: our loader agrees with deepmd-kit's DeepPot; unsupported kinds are refused; the
+training script's learning-curve join survives a resumed stage."""
 
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +117,25 @@ def test_pth_needs_pytorch(tmp_path):
     else:
         with pytest.raises(CorruptFileError):
             load_student(fake)
+
+
+def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "student"))
+    try:
+        from join_lcurves import main as join_lcurves
+    finally:
+        sys.path.pop(0)
+    header = "#  step  rmse_e_val  rmse_f_val"
+    # stage "run" was cut after its step-20 checkpoint and resumed: steps 20 and 30 ran twice
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "lcurve.out").write_text(
+        "\n".join([header, "0 9 90", "10 8 80", "20 7 70", "30 6.5 65", "20 7.1 71", "30 6 60", "40 5 50"]) + "\n")
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "lcurve.out").write_text("\n".join([header, "# comment", "0 5 50", "10 4 40"]) + "\n")
+    out = tmp_path / "all.out"
+    join_lcurves(str(out), [str(tmp_path / "run"), str(tmp_path / "tune")])
+    lines = out.read_text().splitlines()
+    assert lines[0] == header
+    assert [line.split() for line in lines[1:]] == [
+        ["0", "9", "90"], ["10", "8", "80"], ["20", "7.1", "71"], ["30", "6", "60"], ["40", "5", "50"],
+        ["40", "5", "50"], ["50", "4", "40"]]
