@@ -112,7 +112,9 @@ def test_board_limits(student):
 
     check_limits(student)
     shortcut = copy.deepcopy(student)
-    shortcut.fitting[0].layers[0].resnet = True  # a .dp student with a shortcut from D
+    first = shortcut.fitting[0].layers[0]
+    width = first.w.shape[0]  # a .dp student whose first layer is as wide as D, with a shortcut from D
+    first.w, first.b, first.resnet = np.zeros((width, width)), np.zeros(width), True
     with pytest.raises(UnsupportedModelError, match="first fitting layer"):
         check_limits(shortcut)
 
@@ -255,5 +257,9 @@ def test_test_reads_multi_frame_extxyz(tmp_path, capsys, student_path, frames_di
         assert code == 0, err
         runs[name] = json.loads((tmp_path / f"{name}.json").read_text())["results"][0]
     assert runs["xyz"]["frames"] == runs["npy"]["frames"] == system.get_nframes() > 1
-    for key in ("energy_per_atom", "force", "virial_per_atom"):  # extxyz keeps ~13 digits
-        assert runs["xyz"][key]["rmse"] == pytest.approx(runs["npy"][key]["rmse"], rel=1e-4)
+    # extxyz keeps ~13 digits (coordinates move by ~5e-11 Å), but a component that close to a
+    # step of the board's 2^-20 Å coordinate grid rounds the other way, and the datapath's
+    # roundings pass that on as a few µeV/atom (the size of the quantization error itself);
+    # reading fewer or other frames would move these figures by far more than 1e-3
+    for key in ("energy_per_atom", "force", "virial_per_atom"):
+        assert runs["xyz"][key]["rmse"] == pytest.approx(runs["npy"][key]["rmse"], rel=1e-3)

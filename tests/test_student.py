@@ -21,7 +21,7 @@ def test_loader_agrees_with_deeppot(student, student_path):
     assert student.rcut == pytest.approx(dp.get_rcut()) == 6.0
     assert student.sel == [32, 8, 8, 40]
     assert student.nnei <= 128
-    assert student.neuron == [8, 16, 32] and student.axis_neuron == 4 and student.type_one_side
+    assert student.neuron == [8, 16, 32] and student.axis_neuron == 8 and student.type_one_side
     assert student.fitting_neuron == [128, 128, 128]
 
 
@@ -139,3 +139,37 @@ def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_pat
     assert [line.split() for line in lines[1:]] == [
         ["0", "9", "90"], ["10", "8", "80"], ["20", "7.1", "71"], ["30", "6", "60"], ["40", "5", "50"],
         ["40", "5", "50"], ["50", "4", "40"]]
+
+
+@pytest.mark.parametrize("growth", ["axis", "embedding"])
+def test_widened_student_computes_the_same_energies_and_forces(serialized, student_path, frames_dir, tmp_path, growth):
+    """student/widen.py: the grown network starts training exactly where the narrow one stopped."""
+    import dpdata
+    from deepmd.infer import DeepPot
+    from deepmd.tf.utils.serialization import deserialize_to_file
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "student"))
+    try:
+        import widen
+    finally:
+        sys.path.pop(0)
+    desc = serialized["model"]["descriptor"]
+    if growth == "axis":
+        grown = widen.widen_axis(serialized, 2 * desc["axis_neuron"])
+    else:
+        grown = widen.double_embedding(serialized)
+    out = tmp_path / "grown.pb"
+    deserialize_to_file(str(out), grown)
+    widen._mark_as_trainable_start(str(out))
+
+    wide = load_student(out)
+    if growth == "axis":
+        assert wide.axis_neuron == 2 * desc["axis_neuron"] and wide.neuron == desc["neuron"]
+    else:
+        assert wide.neuron == [2 * n for n in desc["neuron"]] and wide.axis_neuron == desc["axis_neuron"]
+    s = dpdata.LabeledSystem(str(frames_dir / "lgps50"), fmt="deepmd/npy")[:2]
+    args = (s["coords"].reshape(2, -1), s["cells"].reshape(2, -1), s["atom_types"])
+    e0, f0 = DeepPot(str(student_path)).eval(*args)[:2]
+    e1, f1 = DeepPot(str(out)).eval(*args)[:2]
+    np.testing.assert_allclose(e1, e0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-9)
