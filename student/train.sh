@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default LGPS student (nvnmd/data/lgps_student.pb) with deepmd-kit.
-# Five stages, each starting from the previous frozen model (--init-frz-model):
+# Three stages, each starting from the previous frozen model (--init-frz-model):
 # input.json trains from scratch (200 k steps), input_restart.json continues it with the
 # learning rate restarted (100 k steps), input_finetune.json fine-tunes with the per-atom
-# energy loss and a heavy energy weight (20 k steps); then widen.py grows that network into a
-# wider one computing the same energies (GROW below), which input_grow.json trains on
-# (80 k steps, learning rate restarted) and input_grow_finetune.json fine-tunes (20 k steps).
+# energy loss and a heavy energy weight (20 k steps).
 # Interrupted? Run it again with the same WORK: finished stages are kept (their DONE file) and
 # a stage cut short resumes from its last checkpoint (save_freq steps; the batch order after
 # the resume differs from an uninterrupted run).
-# Needs ../shared/data/lgps-pbe (or LGPS_DATA=...). ~210 min on 1 CPU core (measured;
+# Needs ../shared/data/lgps-pbe (or LGPS_DATA=...). ~160 min on 1 CPU core (measured;
 # the runs that made the shipped model used OMP_NUM_THREADS=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,17 +16,11 @@ work=${WORK:-$here/../runs/student}
 py=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} DP_INTRA_OP_PARALLELISM_THREADS=${DP_INTRA_OP_PARALLELISM_THREADS:-1} DP_INTER_OP_PARALLELISM_THREADS=1
 "$py" "$here/make_split.py" "$data" "$work/data"
-stages=(run:input.json restart:input_restart.json finetune:input_finetune.json
-        grow:input_grow.json grow_finetune:input_grow_finetune.json)  # dir:input, in order
-declare -A GROW=([grow]="--axis-neuron 8")  # stages that start from a widened copy of the previous model
-init=() prev=
+stages=(run:input.json restart:input_restart.json finetune:input_finetune.json)  # dir:input, in order
+init=()
 for stage in "${stages[@]}"; do
     dir=${stage%%:*} src=$here/${stage#*:}
     mkdir -p "$work/$dir"
-    if [ -n "${GROW[$dir]:-}" ]; then
-        [ -e "$work/$dir/init.pb" ] || "$py" "$here/widen.py" "$work/$prev/model.pb" "$work/$dir/init.pb" ${GROW[$dir]} --check "$work/data/valid"
-        init=(--init-frz-model init.pb)
-    fi
     if [ -e "$work/$dir/DONE" ]; then
         echo "stage $dir: already finished, kept"
     elif [ -e "$work/$dir/checkpoint" ]; then
@@ -40,7 +32,7 @@ for stage in "${stages[@]}"; do
         (cd "$work/$dir" && dp --tf train "${init[@]}" input.json)
     fi
     [ -e "$work/$dir/DONE" ] || (cd "$work/$dir" && dp --tf freeze -o model.pb && touch DONE)
-    init=(--init-frz-model "../$dir/model.pb") prev=$dir
+    init=(--init-frz-model "../$dir/model.pb")
 done
 cd "$work/$dir"
 cp model.pb lgps_student.pb

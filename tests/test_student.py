@@ -21,7 +21,7 @@ def test_loader_agrees_with_deeppot(student, student_path):
     assert student.rcut == pytest.approx(dp.get_rcut()) == 6.0
     assert student.sel == [32, 8, 8, 40]
     assert student.nnei <= 128
-    assert student.neuron == [8, 16, 32] and student.axis_neuron == 8 and student.type_one_side
+    assert student.neuron == [8, 16, 32] and student.axis_neuron == 4 and student.type_one_side
     assert student.fitting_neuron == [128, 128, 128]
 
 
