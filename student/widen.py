@@ -88,15 +88,15 @@ def double_embedding(data: dict) -> dict:
     return data
 
 
-def _mark_as_trainable_start(pb: str) -> None:
-    """`dp train --init-frz-model` reads a `model_type` node that `dp freeze` writes and
-    deepmd-kit's deserialization does not; add it so training can start from the grown model."""
+def write_trainable(data: dict, pb: str) -> None:
+    """Write a serialized model as a frozen .pb that `dp train --init-frz-model` accepts: that
+    reads a `model_type` node which `dp freeze` writes and deepmd-kit's deserialization does not."""
     from deepmd.tf.env import tf
+    from deepmd.tf.utils.serialization import deserialize_to_file
 
+    deserialize_to_file(pb, data)
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(Path(pb).read_bytes())
-    if any(node.name == "model_type" for node in graph_def.node):
-        return
     with tf.Graph().as_default() as graph:
         tf.import_graph_def(graph_def, name="")
         tf.constant("original_model", name="model_type", dtype=tf.string)
@@ -126,13 +126,12 @@ def main() -> None:
     ap.add_argument("--check", metavar="DATA", help="deepmd/npy tree: refuse unless the grown model reproduces the energies")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from deepmd.tf.utils.serialization import deserialize_to_file, serialize_from_file
+    from deepmd.tf.utils.serialization import serialize_from_file
 
     data = serialize_from_file(args.model_in)
     data = widen_axis(data, args.axis_neuron) if args.axis_neuron else double_embedding(data)
     tmp = Path(args.model_out).with_suffix(".partial.pb")  # renamed into place only once checked
-    deserialize_to_file(str(tmp), data)
-    _mark_as_trainable_start(str(tmp))
+    write_trainable(data, str(tmp))
     if args.check:
         diff = max_energy_difference(args.model_in, str(tmp), args.check)
         print(f"grown model reproduces the original: max |dE| = {diff:.2e} eV")

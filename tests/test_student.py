@@ -2,6 +2,7 @@
 training script's learning-curve join survives a resumed stage."""
 
 import copy
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -119,12 +120,17 @@ def test_pth_needs_pytorch(tmp_path):
             load_student(fake)
 
 
-def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_path):
+def _student_script(name: str):
+    """A module of the student/ training scripts (not part of the package)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "student"))
     try:
-        from join_lcurves import main as join_lcurves
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
+
+
+def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_path):
+    join_lcurves = _student_script("join_lcurves").main
     header = "#  step  rmse_e_val  rmse_f_val"
     # stage "run" was cut after its step-20 checkpoint and resumed: steps 20 and 30 ran twice
     (tmp_path / "run").mkdir()
@@ -146,21 +152,15 @@ def test_widened_student_computes_the_same_energies_and_forces(serialized, stude
     """student/widen.py: the grown network starts training exactly where the narrow one stopped."""
     import dpdata
     from deepmd.infer import DeepPot
-    from deepmd.tf.utils.serialization import deserialize_to_file
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "student"))
-    try:
-        import widen
-    finally:
-        sys.path.pop(0)
+    widen = _student_script("widen")
     desc = serialized["model"]["descriptor"]
     if growth == "axis":
         grown = widen.widen_axis(serialized, 2 * desc["axis_neuron"])
     else:
         grown = widen.double_embedding(serialized)
     out = tmp_path / "grown.pb"
-    deserialize_to_file(str(out), grown)
-    widen._mark_as_trainable_start(str(out))
+    widen.write_trainable(grown, str(out))
 
     wide = load_student(out)
     if growth == "axis":
