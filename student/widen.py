@@ -2,8 +2,8 @@
 
 The wider network then continues training from the narrow one's function instead of from
 scratch (a function-preserving "net2net" growth), which is what makes a wider student
-affordable on a CPU. Two growths, each within the board's limits (M1 <= 64, M2 <= 16,
-descriptor M1*M2 <= 256):
+affordable on a CPU. Three growths, each within the board's limits (M1 <= 64, M2 <= 16,
+descriptor M1*M2 <= 256, fitting width <= 256):
 
 --axis-neuron M2'   more axis filters: descriptor D[m, a] gains the columns a >= M2; the
                     first fitting layer reads them through zero weights.
@@ -11,10 +11,13 @@ descriptor M1*M2 <= 256):
                     deepmd-kit's doubling shortcut (y = [x, x] + tanh(x W + b)) carries through
                     when each copy gets half of W's rows; D[m, a] for m >= M1 repeats
                     D[m - M1, a] and is read through zero weights.
+--fitting-width N   wider hidden fitting layers: the new units get random incoming weights
+                    (so they carry a signal and train) and zero outgoing weights into the old
+                    units and the energy, so the energy is unchanged.
 
 Works on deepmd-kit's serialized model dict (deepmd-kit's TF serialization both ways), and
 checks the grown model against the original with DeepPot before writing it.
-Usage: python student/widen.py IN.pb OUT.pb (--axis-neuron N | --double-embedding) [--check DATA]
+Usage: python student/widen.py IN.pb OUT.pb (--axis-neuron N | --double-embedding | --fitting-width N) [--check DATA]
 """
 import argparse
 import copy
@@ -88,6 +91,34 @@ def double_embedding(data: dict) -> dict:
     return data
 
 
+def widen_fitting(data: dict, width: int, seed: int = 20261202) -> dict:
+    data = copy.deepcopy(data)
+    rng = np.random.default_rng(seed)
+    fitting = data["model"]["fitting"]
+    old = fitting["neuron"]
+    if len(set(old)) != 1 or not old[0] < width <= 256:
+        sys.exit(f"widen.py: fitting layers {old} must share one width below the new {width} (board limit 256)")
+    for net in fitting["nets"]["networks"]:
+        *hidden, out = net["layers"]
+        for k, layer in enumerate(hidden):
+            var = layer["@variables"]
+            w = var["w"]
+            n_in = w.shape[0] if k == 0 else width
+            grown = np.zeros((n_in, width))
+            grown[: w.shape[0], : w.shape[1]] = w  # new inputs -> old units stay zero
+            grown[:, w.shape[1]:] = rng.normal(0, 1 / np.sqrt(n_in + width), (n_in, width - w.shape[1]))
+            var["w"] = grown
+            var["b"] = np.concatenate([var["b"], rng.normal(0, 1, width - w.shape[1])])
+            if var.get("idt") is not None:  # deepmd-kit's timestep init: N(0.1, 0.001)
+                var["idt"] = np.concatenate([var["idt"], rng.normal(0.1, 0.001, width - w.shape[1])])
+        w = out["@variables"]["w"]
+        out["@variables"]["w"] = np.concatenate([w, np.zeros((width - w.shape[0], w.shape[1]))])
+        net["neuron"] = [width] * len(hidden)
+    fitting["neuron"] = [width] * len(old)
+    data["model_def_script"]["fitting_net"]["neuron"] = list(fitting["neuron"])
+    return data
+
+
 def write_trainable(data: dict, pb: str) -> None:
     """Write a serialized model as a frozen .pb that `dp train --init-frz-model` accepts: that
     reads a `model_type` node which `dp freeze` writes and deepmd-kit's deserialization does not."""
@@ -123,13 +154,19 @@ def main() -> None:
     grow = ap.add_mutually_exclusive_group(required=True)
     grow.add_argument("--axis-neuron", type=int)
     grow.add_argument("--double-embedding", action="store_true")
+    grow.add_argument("--fitting-width", type=int)
     ap.add_argument("--check", metavar="DATA", help="deepmd/npy tree: refuse unless the grown model reproduces the energies")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from deepmd.tf.utils.serialization import serialize_from_file
 
     data = serialize_from_file(args.model_in)
-    data = widen_axis(data, args.axis_neuron) if args.axis_neuron else double_embedding(data)
+    if args.axis_neuron:
+        data = widen_axis(data, args.axis_neuron)
+    elif args.fitting_width:
+        data = widen_fitting(data, args.fitting_width)
+    else:
+        data = double_embedding(data)
     tmp = Path(args.model_out).with_suffix(".partial.pb")  # renamed into place only once checked
     write_trainable(data, str(tmp))
     if args.check:

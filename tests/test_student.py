@@ -147,7 +147,7 @@ def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_pat
         ["40", "5", "50"], ["50", "4", "40"]]
 
 
-@pytest.mark.parametrize("growth", ["axis", "embedding"])
+@pytest.mark.parametrize("growth", ["axis", "embedding", "fitting"])
 def test_widened_student_computes_the_same_energies_and_forces(serialized, student_path, frames_dir, tmp_path, growth):
     """student/widen.py: the grown network starts training exactly where the narrow one stopped."""
     import dpdata
@@ -157,16 +157,23 @@ def test_widened_student_computes_the_same_energies_and_forces(serialized, stude
     desc = serialized["model"]["descriptor"]
     if growth == "axis":
         grown = widen.widen_axis(serialized, 2 * desc["axis_neuron"])
-    else:
+    elif growth == "embedding":
         grown = widen.double_embedding(serialized)
+    else:
+        grown = widen.widen_fitting(serialized, 256)
     out = tmp_path / "grown.pb"
     widen.write_trainable(grown, str(out))
 
     wide = load_student(out)
     if growth == "axis":
         assert wide.axis_neuron == 2 * desc["axis_neuron"] and wide.neuron == desc["neuron"]
-    else:
+    elif growth == "embedding":
         assert wide.neuron == [2 * n for n in desc["neuron"]] and wide.axis_neuron == desc["axis_neuron"]
+    else:
+        assert wide.fitting_neuron == [256] * 3 and wide.neuron == desc["neuron"]
+        # the new units carry a signal (so they train) into zero outgoing weights
+        assert np.abs(wide.fitting[0].layers[1].w[128:, 128:]).min() > 0
+        assert not wide.fitting[0].layers[1].w[128:, :128].any() and not wide.fitting[0].layers[-1].w[128:].any()
     s = dpdata.LabeledSystem(str(frames_dir / "lgps50"), fmt="deepmd/npy")[:2]
     args = (s["coords"].reshape(2, -1), s["cells"].reshape(2, -1), s["atom_types"])
     e0, f0 = DeepPot(str(student_path)).eval(*args)[:2]

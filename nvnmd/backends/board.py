@@ -2,7 +2,8 @@
 
 Same interface and result decoding as SimBackend. Uploads the image once, sends the cell when
 it changes and the neighbour list only when it changed (the board keeps the last one), and
-raises NeighborOverflowError when the board flags overflowing atoms.
+raises NeighborOverflowError when the board flags overflowing atoms. Pairs closer than the
+image's radial-table floor get the host's short-range wall (`nvnmd.backends.guard`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from nvnmd.backend import Result
 from nvnmd.backends.decode import to_result
+from nvnmd.backends.guard import ShortRangeGuard
 from nvnmd.compute import encode_request
 from nvnmd.image import Image
 from nvnmd.neighbors import build_neighbor_list
@@ -33,6 +35,7 @@ class BoardBackend:
         self.type_map = list(caps["type_map"])
         self.rcut = float(caps["rcut"])
         self.sel = list(caps.get("sel", []))
+        self.guard = ShortRangeGuard.for_image(image, self.type_map)
         self._cell = None
         self._list = None
 
@@ -54,4 +57,5 @@ class BoardBackend:
         else:
             res = self.board.compute(req.coords, req.types, req.nlist, req.shifts)
             self._list = (req.nlist.copy(), req.shifts.copy())
-        return to_result(res, self.rcut, self.sel, link=dict(self.board.stats))
+        result = to_result(res, self.rcut, self.sel, link=dict(self.board.stats))
+        return result if self.guard is None else self.guard.apply(result, positions, types, cell, pbc, neighbors)

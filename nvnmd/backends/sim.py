@@ -2,7 +2,8 @@
 
 Encodes positions into the board's formats, builds a neighbour list at rcut when the caller
 passes none, runs the simulator for the image's profile and decodes the integer result.
-Neighbour overflow is an error (one line), never a silent truncation.
+Neighbour overflow is an error (one line), never a silent truncation. Pairs closer than the
+image's radial-table floor get the host's short-range wall (`nvnmd.backends.guard`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from nvnmd.backend import Result
 from nvnmd.backends.decode import to_result
+from nvnmd.backends.guard import ShortRangeGuard
 from nvnmd.compute import encode_request
 from nvnmd.image import Image
 from nvnmd.neighbors import build_neighbor_list
@@ -33,6 +35,7 @@ class SimBackend:
             self.sim = load(image, kernel=kernel)
         self.type_map = list(self.sim.type_map)
         self.rcut = float(self.sim.rcut)
+        self.guard = ShortRangeGuard.for_image(image, self.type_map)
 
     def request(self, positions, types, cell, pbc=True, neighbors=None):
         if neighbors is None:
@@ -40,8 +43,11 @@ class SimBackend:
         return encode_request(positions, types, cell, neighbors.nlist, neighbors.shifts, pbc=pbc)
 
     def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
+        if neighbors is None:
+            neighbors = build_neighbor_list(positions, cell, self.rcut, pbc=pbc)
         res = self.sim.compute(self.request(positions, types, cell, pbc=pbc, neighbors=neighbors))
-        return to_result(res, self.rcut, self.sim.sel, counters=res.counters)
+        result = to_result(res, self.rcut, self.sim.sel, counters=res.counters)
+        return result if self.guard is None else self.guard.apply(result, positions, types, cell, pbc, neighbors)
 
 
 def frame_request(coord, types, cell, rcut):

@@ -1,0 +1,145 @@
+"""Short-range guard: below the board's table floor r_lo the clamped model stops repelling and
+the host's ZBL wall takes over; above it the guard changes nothing, bit for bit."""
+
+import numpy as np
+import pytest
+from ase.geometry import get_distances
+
+from nvnmd.backend import Result
+from nvnmd.backends.guard import ShortRangeGuard
+from nvnmd.errors import StructureError
+from nvnmd.md.engine import MDConfig, read_trajectory, run_md
+from nvnmd.md.workflow import lgps_supercell
+
+
+@pytest.fixture(scope="module")
+def sim(quantized):
+    from nvnmd.backends.sim import SimBackend
+
+    return SimBackend(quantized[0].to_image())
+
+
+@pytest.fixture(scope="module")
+def cell50():
+    return lgps_supercell((1, 1, 1))
+
+
+def clear_pair(atoms, symbol="S"):
+    """(a, b, unit vector a->b): the pair of `symbol` atoms whose approach line keeps b at least
+    2 Å from every other atom while b moves to 0.8–2.2 Å from a."""
+    x, cell = atoms.positions, atoms.cell.array
+    idx = [k for k, s in enumerate(atoms.get_chemical_symbols()) if s == symbol]
+    best = None
+    for a in idx:
+        for b in idx:
+            if a == b:
+                continue
+            d = get_distances(x[a], x[b], cell=cell, pbc=True)[0][0, 0]
+            u = d / np.linalg.norm(d)
+            others = [k for k in range(len(x)) if k not in (a, b)]
+            path = x[a] + np.linspace(0.8, 2.2, 8)[:, None] * u
+            room = get_distances(path, x[others], cell=cell, pbc=True)[1].min()
+            if best is None or room > best[0]:
+                best = (room, a, b, u)
+    assert best[0] > 2.0
+    return best[1:]
+
+
+def test_no_close_pair_means_bit_identical_results(sim, quantized):
+    guard = sim.guard
+    assert guard is not None and 1.2 < guard.r_lo < 1.6
+    for frame in quantized[1]:
+        guarded = sim.compute(frame.coord, frame.types, frame.cell)
+        sim.guard = None
+        try:
+            raw = sim.compute(frame.coord, frame.types, frame.cell)
+        finally:
+            sim.guard = guard
+        assert guarded.info["guard_pairs"] == 0
+        assert guarded.energy == raw.energy
+        assert np.array_equal(guarded.forces, raw.forces) and np.array_equal(guarded.virial, raw.virial)
+
+
+def test_wall_replaces_the_clamped_tables_below_r_lo(sim, cell50):
+    a, b, u = clear_pair(cell50)
+    x, types, cell = cell50.positions, np.array([sim.type_map.index(s) for s in cell50.get_chemical_symbols()]), cell50.cell.array
+    r_lo, guard = sim.guard.r_lo, sim.guard
+    guarded, clamped = [], []
+    radii = np.array([r_lo + 0.02, r_lo - 0.05, r_lo - 0.15, 1.1, 1.0, 0.9, 0.8])
+    for r in radii:
+        y = x.copy()
+        y[b] = x[a] + r * u
+        g = sim.compute(y, types, cell)
+        sim.guard = None
+        try:
+            c = sim.compute(y, types, cell)
+        finally:
+            sim.guard = guard
+        guarded.append((g.energy, float(g.forces[b] @ u)))
+        clamped.append(c.energy)
+        inside = r < r_lo
+        assert g.info["guard_pairs"] == int(inside)
+        assert (c.info["counters"].get("close_contact", 0) > 0) == inside
+    e_g, f_g = np.array(guarded).T
+    # the clamped tables give the pair no push back: from r_lo - 0.15 Å in, the energy does not rise
+    assert np.all(np.diff(clamped[2:]) < 0.05)
+    # the wall rises steeply and pushes b away from a
+    assert np.all(np.diff(e_g[1:]) > 0) and e_g[-1] - e_g[0] > 20.0
+    assert np.all(f_g[2:] > 1.0)
+
+
+def test_wall_forces_and_virial_are_derivatives_of_its_energy():
+    rng = np.random.default_rng(3)
+    cell = np.diag([9.0, 9.5, 10.0])
+    pos = np.array([[1.0, 1.0, 1.0], [2.1, 1.3, 0.9], [8.8, 1.2, 1.1], [4.0, 5.0, 5.0], [4.6, 5.7, 4.4]])
+    pos += rng.normal(0, 0.02, pos.shape)
+    types = np.array([3, 3, 0, 2, 1])
+    guard = ShortRangeGuard(1.4, ["Li", "Ge", "P", "S"])
+
+    def wall(p, c=cell):
+        zero = Result(energy=0.0, forces=np.zeros_like(p), virial=np.zeros((3, 3)), atom_energy=np.zeros(len(p)))
+        return guard.apply(zero, p, types, c)
+
+    res = wall(pos)
+    assert res.info["guard_pairs"] == 3  # 0-1, 0-2 across the boundary, 3-4
+    assert res.atom_energy.sum() == pytest.approx(res.energy, abs=1e-6)
+    h = 1e-4  # energies are on the 2^-24 eV grid: smaller steps resolve the rounding, not the slope
+    for k in range(len(pos)):
+        for d in range(3):
+            plus, minus = pos.copy(), pos.copy()
+            plus[k, d] += h
+            minus[k, d] -= h
+            assert -(wall(plus).energy - wall(minus).energy) / (2 * h) == pytest.approx(res.forces[k, d], rel=1e-4, abs=2e-3)
+    for d1 in range(3):
+        for d2 in range(3):
+            strain = np.eye(3)
+            strain[d1, d2] += h
+            e_plus = wall(pos @ strain, cell @ strain).energy
+            strain[d1, d2] -= 2 * h
+            e_minus = wall(pos @ strain, cell @ strain).energy
+            assert -(e_plus - e_minus) / (2 * h) == pytest.approx(res.virial[d1, d2], rel=1e-4, abs=2e-3)
+
+
+def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50, tmp_path):
+    a, b, u = clear_pair(cell50)
+    atoms = cell50.copy()
+    atoms.positions[b] = atoms.positions[a] + 2.2 * u
+    v = np.zeros((len(atoms), 3))
+    v[b] = -u * np.sqrt(2 * 8.0 / atoms.get_masses()[b])  # 8 eV straight at a: well over the rise to r_lo
+    atoms.set_velocities(v)
+    cfg = MDConfig(ensemble="nve", dt_fs=0.5, steps=160, traj_every=2, thermo_every=2, checkpoint_every=80)
+    run_md(atoms, sim, cfg, tmp_path / "a", progress=False)
+    run_md(atoms, sim, cfg, tmp_path / "b", progress=False)
+    assert (tmp_path / "a" / "traj.extxyz").read_bytes() == (tmp_path / "b" / "traj.extxyz").read_bytes()
+    _, pos, _, cell = read_trajectory(tmp_path / "a" / "traj.extxyz")
+    r = np.array([get_distances(p[a], p[b], cell=cell, pbc=True)[1][0, 0] for p in pos])
+    assert r.min() < sim.guard.r_lo - 0.05  # it did reach the wall ...
+    assert r.min() > 1.0 and r[-1] > r.min() + 0.3  # ... and came back
+    thermo = np.genfromtxt(tmp_path / "a" / "thermo.csv", delimiter=",", names=True)
+    assert np.ptp(thermo["Etot_eV"]) < 0.1  # NVE through the bounce: the wall's forces are its gradient
+    guard, sim.guard = sim.guard, None
+    try:  # the clamped tables alone let b run into a
+        with pytest.raises(StructureError, match="closer than the minimum"):
+            run_md(atoms, sim, cfg, tmp_path / "clamped", progress=False)
+    finally:
+        sim.guard = guard
