@@ -128,7 +128,8 @@ def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50,
     v[b] = -u * np.sqrt(2 * 8.0 / atoms.get_masses()[b])  # 8 eV straight at a: well over the rise to r_lo
     atoms.set_velocities(v)
     cfg = MDConfig(ensemble="nve", dt_fs=0.5, steps=160, traj_every=2, thermo_every=2, checkpoint_every=80)
-    run_md(atoms, sim, cfg, tmp_path / "a", progress=False)
+    summary = run_md(atoms, sim, cfg, tmp_path / "a", progress=False)
+    assert summary["guard_evaluations"] > 0 and summary["guard_max_pairs"] == 1
     run_md(atoms, sim, cfg, tmp_path / "b", progress=False)
     assert (tmp_path / "a" / "traj.extxyz").read_bytes() == (tmp_path / "b" / "traj.extxyz").read_bytes()
     _, pos, _, cell = read_trajectory(tmp_path / "a" / "traj.extxyz")

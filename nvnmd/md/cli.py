@@ -131,6 +131,9 @@ def cmd_md(args) -> int:
     summary = run_md(atoms, backend, _config(args, args.temperature), out, resume=args.resume, progress=not args.quiet)
     print(f"{summary['steps']} steps, {summary['natoms']} atoms: {summary['us_per_atom_step']:.1f} µs/atom/step, "
           f"{summary['ns_per_day']:.3f} ns/day; outputs in {out}")
+    if summary["guard_evaluations"]:
+        print(f"short-range guard: {summary['guard_evaluations']} force evaluations had pairs closer than the "
+              f"board's table floor (up to {summary['guard_max_pairs']} at once); the ZBL wall held them apart")
     return 0
 
 

@@ -143,9 +143,14 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
     nlist = VerletList(backend.rcut, config.skin, max_neighbors=getattr(backend, "max_neighbors", None),
                        sel=getattr(backend, "sel", None), min_distance=config.min_distance)
 
+    guarded = {"evaluations": 0, "pairs": 0}  # force evaluations in which the short-range guard acted
+
     def compute(positions):
         neighbors, _ = nlist.update(positions, types, cell)
         res = backend.compute(positions, types, cell, pbc=True, neighbors=neighbors)
+        if res.info.get("guard_pairs"):
+            guarded["evaluations"] += 1
+            guarded["pairs"] = max(guarded["pairs"], res.info["guard_pairs"])
         return res.energy, res.forces, res.virial
 
     integ = make_integrator(config.ensemble, config.dt_fs, config.temperature, len(atoms), seed=config.seed,
@@ -200,6 +205,7 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
         # CPU time of this process (all its threads): on a shared machine, the cost of the work itself
         "cpu_seconds": cpu, "cpu_us_per_atom_step": 1e6 * cpu / max(done * len(atoms), 1),
         "ns_per_day": done * config.dt_fs * 1e-6 / max(elapsed, 1e-9) * 86400,
+        "guard_evaluations": guarded["evaluations"], "guard_max_pairs": guarded["pairs"],
     }
 
 

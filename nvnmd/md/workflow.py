@@ -62,7 +62,9 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
             else:
                 resume = (run_dir / "checkpoint.npz").exists()
                 log(f"T = {T:g} K: {'resuming' if resume else 'running'} {cfg.steps} steps of {cfg.dt_fs:g} fs in {run_dir}")
-                run_md(atoms, backend, cfg, run_dir, resume=resume, progress=progress)
+                done = run_md(atoms, backend, cfg, run_dir, resume=resume, progress=progress)
+                if done["guard_evaluations"]:
+                    log(f"T = {T:g} K: the short-range guard acted in {done['guard_evaluations']} force evaluations")
         times, pos, symbols, cell = read_trajectory(run_dir / "traj.extxyz")
         mask = np.array([s == ion for s in symbols])
         volume = abs(float(np.linalg.det(cell)))
