@@ -6,6 +6,10 @@ and returns a `Student`: type map, cutoffs, sel, per-centre-type normalisation, 
 fitting networks (numpy) and the per-type energy bias. Anything that is not a plain se_e2_a
 energy model is refused with an `UnsupportedModelError` naming what is supported.
 
+A sidecar `<model>.pairs.json` beside the model file (written by student/closest_pairs.py)
+carries the closest distance per element pair in the training data, which the short-range
+guard (nvnmd/backends/guard.py) switches on below; it becomes `Student.closest_pairs`.
+
 `Student.serialize()/deserialize()` give a versioned, pickle-free dict (plain lists and numpy
 arrays) in the manner of deepmd-kit's `dpmodel`.
 """
@@ -124,6 +128,7 @@ class Student:
     min_nbor_dist: float | None = None
     source: str = ""
     meta: dict = field(default_factory=dict)
+    closest_pairs: dict[str, float] | None = None  # "Li-S" -> Å, from the training data
 
     @property
     def ntypes(self) -> int:
@@ -161,6 +166,9 @@ class Student:
         ]
         if self.min_nbor_dist is not None:
             lines.append(f"min dist     {self.min_nbor_dist:.4f} A (training data)")
+        if self.closest_pairs:
+            lines.append("closest      " + ", ".join(f"{k} {v:.2f}" for k, v in self.closest_pairs.items())
+                         + " A (training data; the short-range guard acts below)")
         return "\n".join(lines)
 
     def serialize(self) -> dict:
@@ -183,6 +191,7 @@ class Student:
             "out_std": self.out_std,
             "min_nbor_dist": self.min_nbor_dist,
             "source": self.source,
+            "closest_pairs": self.closest_pairs,
         }
 
     @classmethod
@@ -209,6 +218,7 @@ class Student:
             out_std=np.asarray(data["out_std"], dtype=np.float64),
             min_nbor_dist=None if data.get("min_nbor_dist") is None else float(data["min_nbor_dist"]),
             source=str(data.get("source", "")),
+            closest_pairs=data.get("closest_pairs"),
         )
 
 
@@ -229,7 +239,30 @@ def load_student(path: str | os.PathLike) -> Student:
     student = student_from_deepmd(data, source=str(path))
     if path.suffix.lower() == ".pb":
         _apply_tf_fitting_semantics(student)
+    student.closest_pairs = read_closest_pairs(path, student.type_map)
     return student
+
+
+def pairs_sidecar(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".pairs.json")
+
+
+def read_closest_pairs(model_path: str | os.PathLike, type_map: list[str]) -> dict[str, float] | None:
+    """The sidecar's {"A-B": Å} for every element pair of `type_map`, or None without a sidecar."""
+    import json
+
+    path = pairs_sidecar(model_path)
+    if not path.exists():
+        return None
+    try:
+        pairs = {str(k): float(v) for k, v in json.loads(path.read_text())["pairs"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptFileError(f"{path}: not a closest-pairs file ({exc})") from None
+    missing = [f"{a}-{b}" for i, a in enumerate(type_map) for b in type_map[i:]
+               if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs]
+    if missing or not all(0.0 < v < 100.0 for v in pairs.values()):
+        raise CorruptFileError(f"{path}: needs a positive distance for every element pair (missing {', '.join(missing)})")
+    return pairs
 
 
 def _apply_tf_fitting_semantics(student: Student) -> None:

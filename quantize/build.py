@@ -132,6 +132,8 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
         e_const=_energy_constants(student),
     )
     model.pad = _padding_constants(model, s_pad)
+    if student.closest_pairs:  # the short-range guard's radii travel with the image
+        model.meta_extra["closest_pairs"] = dict(student.closest_pairs)
     _check_cubic_ranges(model)
     # §3 calibration: probe the datapath on the frames, then size every calibrated fraction
     probe = FastKernel(model, probe=True)

@@ -78,7 +78,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     model, info = quantize(student, frames)
     info["source"] = str(args.student)
     info["calib"] = str(args.calib or "nvnmd/data/frames")
-    model.meta_extra = {"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]}}
+    model.meta_extra.update({"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]}})
     image = model.to_image()
     image.write(args.output)
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes, profile nvq1, "

@@ -170,7 +170,7 @@ class Nvq1Model:
                 u_tab=sec["u_tab"].astype(np.int64), g_tab=sec["g_tab"].astype(np.int64),
                 tanh_tab=sec["tanh_tab"].astype(np.int64), pad=sec["pad"].astype(np.int64),
                 layers=layers, e_const=sec["e_const"].astype(np.int64),
-                meta_extra={k: v for k, v in meta.items() if k in ("source", "calibration", "student")},
+                meta_extra={k: v for k, v in meta.items() if k in ("source", "calibration", "student", "closest_pairs")},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptFileError(f"nvq1 image is incomplete or malformed ({type(exc).__name__}: {exc})") from None

@@ -19,15 +19,20 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} DP_INTRA_OP_PARALLELISM_THREADS=${D
 stages=(run:input.json restart:input_restart.json finetune:input_finetune.json)  # dir:input, in order
 init=()
 for stage in "${stages[@]}"; do
-    dir=${stage%%:*} src=$here/${stage#*:}
+    IFS=: read -r dir input grow <<< "$stage"
+    src=$here/$input
     mkdir -p "$work/$dir"
     if [ -e "$work/$dir/DONE" ]; then
         echo "stage $dir: already finished, kept"
     elif [ -e "$work/$dir/checkpoint" ]; then
-        cmp -s "$src" "$work/$dir/input.json" || { echo "train.sh: $work/$dir was started from another ${stage#*:}; remove it to start the stage over" >&2; exit 1; }
+        cmp -s "$src" "$work/$dir/input.json" || { echo "train.sh: $work/$dir was started from another $input; remove it to start the stage over" >&2; exit 1; }
         echo "stage $dir: resuming from its last checkpoint"
         (cd "$work/$dir" && dp --tf train --restart model.ckpt input.json)
     else
+        if [ -n "$grow" ]; then  # widen the previous stage's network first (same energies, more units)
+            (cd "$work/$dir" && "$py" "$here/widen.py" "${init[1]}" grown.pb ${grow//=/ } --check ../data/valid)
+            init=(--init-frz-model grown.pb)
+        fi
         cp "$src" "$work/$dir/input.json"
         (cd "$work/$dir" && dp --tf train "${init[@]}" input.json)
     fi

@@ -1,12 +1,13 @@
-"""Short-range guard: below the board's table floor r_lo the clamped model stops repelling and
-the host's ZBL wall takes over; above it the guard changes nothing, bit for bit."""
+"""Short-range guard: below the closest pair of two elements in the training data a cubic wall
+takes over (below the board's table floor r_lo the clamped model stops repelling at all);
+within the data the guard changes nothing, bit for bit."""
 
 import numpy as np
 import pytest
 from ase.geometry import get_distances
 
 from nvnmd.backend import Result
-from nvnmd.backends.guard import ShortRangeGuard
+from nvnmd.backends.guard import ShortRangeGuard, table_floor
 from nvnmd.errors import StructureError
 from nvnmd.md.engine import MDConfig, read_trajectory, run_md
 from nvnmd.md.workflow import lgps_supercell
@@ -26,7 +27,7 @@ def cell50():
 
 def clear_pair(atoms, symbol="S"):
     """(a, b, unit vector a->b): the pair of `symbol` atoms whose approach line keeps b at least
-    2 Å from every other atom while b moves to 0.8–2.2 Å from a."""
+    2 Å from every other atom while b moves to 0.8–2.6 Å from a."""
     x, cell = atoms.positions, atoms.cell.array
     idx = [k for k, s in enumerate(atoms.get_chemical_symbols()) if s == symbol]
     best = None
@@ -37,7 +38,7 @@ def clear_pair(atoms, symbol="S"):
             d = get_distances(x[a], x[b], cell=cell, pbc=True)[0][0, 0]
             u = d / np.linalg.norm(d)
             others = [k for k in range(len(x)) if k not in (a, b)]
-            path = x[a] + np.linspace(0.8, 2.2, 8)[:, None] * u
+            path = x[a] + np.linspace(0.8, 2.6, 10)[:, None] * u
             room = get_distances(path, x[others], cell=cell, pbc=True)[1].min()
             if best is None or room > best[0]:
                 best = (room, a, b, u)
@@ -45,9 +46,14 @@ def clear_pair(atoms, symbol="S"):
     return best[1:]
 
 
-def test_no_close_pair_means_bit_identical_results(sim, quantized):
-    guard = sim.guard
-    assert guard is not None and 1.2 < guard.r_lo < 1.6
+def test_radii_come_from_the_training_data_and_no_close_pair_means_bit_identical_results(sim, quantized, student,
+                                                                                          student_path):
+    from nvnmd.backends.deepmd import DeepmdBackend
+
+    guard, s = sim.guard, sim.type_map.index("S")
+    assert student.closest_pairs and guard.r_out[s, s] == student.closest_pairs["S-S"] > 2.0
+    assert guard.r_out.min() >= table_floor(sim.image) > 1.2
+    assert np.array_equal(DeepmdBackend(student_path).guard.r_out, guard.r_out)  # the same wall on the float model
     for frame in quantized[1]:
         guarded = sim.compute(frame.coord, frame.types, frame.cell)
         sim.guard = None
@@ -60,12 +66,13 @@ def test_no_close_pair_means_bit_identical_results(sim, quantized):
         assert np.array_equal(guarded.forces, raw.forces) and np.array_equal(guarded.virial, raw.virial)
 
 
-def test_wall_replaces_the_clamped_tables_below_r_lo(sim, cell50):
+def test_wall_takes_over_below_the_data_and_the_table_floor(sim, cell50):
     a, b, u = clear_pair(cell50)
     x, types, cell = cell50.positions, np.array([sim.type_map.index(s) for s in cell50.get_chemical_symbols()]), cell50.cell.array
-    r_lo, guard = sim.guard.r_lo, sim.guard
+    guard, s = sim.guard, sim.type_map.index("S")
+    r_data, r_lo = guard.r_out[s, s], table_floor(sim.image)
     guarded, clamped = [], []
-    radii = np.array([r_lo + 0.02, r_lo - 0.05, r_lo - 0.15, 1.1, 1.0, 0.9, 0.8])
+    radii = np.array([r_data + 0.05, r_data - 0.1, 1.8, 1.6, r_lo - 0.05, r_lo - 0.15, 1.1, 1.0, 0.9, 0.8])
     for r in radii:
         y = x.copy()
         y[b] = x[a] + r * u
@@ -77,14 +84,13 @@ def test_wall_replaces_the_clamped_tables_below_r_lo(sim, cell50):
             sim.guard = guard
         guarded.append((g.energy, float(g.forces[b] @ u)))
         clamped.append(c.energy)
-        inside = r < r_lo
-        assert g.info["guard_pairs"] == int(inside)
-        assert (c.info["counters"].get("close_contact", 0) > 0) == inside
+        assert g.info["guard_pairs"] == int(r < r_data)
+        assert (c.info["counters"].get("close_contact", 0) > 0) == (r < r_lo)
     e_g, f_g = np.array(guarded).T
-    # the clamped tables give the pair no push back: from r_lo - 0.15 Å in, the energy does not rise
-    assert np.all(np.diff(clamped[2:]) < 0.05)
-    # the wall rises steeply and pushes b away from a
-    assert np.all(np.diff(e_g[1:]) > 0) and e_g[-1] - e_g[0] > 20.0
+    # the clamped tables give the pair no push back: below r_lo the energy does not rise
+    assert np.all(np.diff(clamped[4:]) < 0.05)
+    # the wall rises steeply from 1.8 Å in and pushes b away from a
+    assert np.all(np.diff(e_g[2:]) > 0) and e_g[-1] - e_g[0] > 20.0
     assert np.all(f_g[2:] > 1.0)
 
 
@@ -123,9 +129,9 @@ def test_wall_forces_and_virial_are_derivatives_of_its_energy():
 def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50, tmp_path):
     a, b, u = clear_pair(cell50)
     atoms = cell50.copy()
-    atoms.positions[b] = atoms.positions[a] + 2.2 * u
+    atoms.positions[b] = atoms.positions[a] + 2.6 * u
     v = np.zeros((len(atoms), 3))
-    v[b] = -u * np.sqrt(2 * 8.0 / atoms.get_masses()[b])  # 8 eV straight at a: well over the rise to r_lo
+    v[b] = -u * np.sqrt(2 * 8.0 / atoms.get_masses()[b])  # 8 eV straight at a: well over the model's rise to r_lo
     atoms.set_velocities(v)
     cfg = MDConfig(ensemble="nve", dt_fs=0.5, steps=160, traj_every=2, thermo_every=2, checkpoint_every=80)
     summary = run_md(atoms, sim, cfg, tmp_path / "a", progress=False)
@@ -134,8 +140,9 @@ def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50,
     assert (tmp_path / "a" / "traj.extxyz").read_bytes() == (tmp_path / "b" / "traj.extxyz").read_bytes()
     _, pos, _, cell = read_trajectory(tmp_path / "a" / "traj.extxyz")
     r = np.array([get_distances(p[a], p[b], cell=cell, pbc=True)[1][0, 0] for p in pos])
-    assert r.min() < sim.guard.r_lo - 0.05  # it did reach the wall ...
-    assert r.min() > 1.0 and r[-1] > r.min() + 0.3  # ... and came back
+    s = sim.type_map.index("S")
+    assert r.min() < sim.guard.r_out[s, s] - 0.3  # it did run into the wall ...
+    assert r.min() > 1.2 and r[-1] > r.min() + 0.3  # ... and came back
     thermo = np.genfromtxt(tmp_path / "a" / "thermo.csv", delimiter=",", names=True)
     assert np.ptp(thermo["Etot_eV"]) < 0.1  # NVE through the bounce: the wall's forces are its gradient
     guard, sim.guard = sim.guard, None
@@ -144,3 +151,24 @@ def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50,
             run_md(atoms, sim, cfg, tmp_path / "clamped", progress=False)
     finally:
         sim.guard = guard
+
+
+def test_sidecar_is_optional_and_a_damaged_one_is_refused(tmp_path, student_path, sim):
+    import shutil
+
+    from nvnmd.errors import CorruptFileError
+    from nvnmd.image import Image
+    from nvnmd.student import load_student
+
+    bare = tmp_path / "bare.pb"
+    shutil.copy(student_path, bare)
+    assert load_student(bare).closest_pairs is None
+    meta = {k: v for k, v in sim.image.meta.items() if k != "closest_pairs"}
+    floor_only = ShortRangeGuard.for_image(Image(profile="nvq1", meta=meta, sections={}), sim.type_map)
+    assert np.all(floor_only.r_out == table_floor(sim.image))  # no data radii: the wall still covers the clamp
+    (tmp_path / "bare.pairs.json").write_text('{"pairs": {"Li-Li": 1.8}}')
+    with pytest.raises(CorruptFileError, match="missing Li-Ge"):
+        load_student(bare)
+    (tmp_path / "bare.pairs.json").write_text('{"pairs": [1, 2')
+    with pytest.raises(CorruptFileError, match="not a closest-pairs file"):
+        load_student(bare)

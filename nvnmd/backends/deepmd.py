@@ -1,7 +1,8 @@
 """The `deepmd` backend: deepmd-kit DeepPot on the float student — the GPU/CPU fallback.
 
 Runs on a GPU when TensorFlow sees one, otherwise on the CPU; the choice is logged once.
-deepmd-kit builds its own neighbour list, so a host Verlet list passed in is ignored.
+deepmd-kit builds its own neighbour list; a host Verlet list passed in only serves the
+short-range guard (nvnmd/backends/guard.py), which the model's `.pairs.json` sidecar enables.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import numpy as np
 
 from nvnmd.backend import Result
+from nvnmd.backends.guard import ShortRangeGuard
 from nvnmd.quiet import quiet_native
 
 log = logging.getLogger("nvnmd")
@@ -41,10 +43,12 @@ class DeepmdBackend:
         self.rcut = float(self.dp.get_rcut())
         self.sel = list(student.sel)
         self.max_neighbors = None
+        self.guard = ShortRangeGuard.from_pairs(student.closest_pairs, self.type_map)
 
     def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
         coord = np.asarray(positions, dtype=np.float64).reshape(1, -1)
         box = np.asarray(cell, dtype=np.float64).reshape(1, 9) if pbc else None
         e, f, v, ae, _ = self.dp.eval(coord, box, np.asarray(types), atomic=True)
-        return Result(energy=float(e.ravel()[0]), forces=f.reshape(-1, 3), virial=v.reshape(3, 3),
-                      atom_energy=ae.reshape(-1), info={"device": self.device})
+        result = Result(energy=float(e.ravel()[0]), forces=f.reshape(-1, 3), virial=v.reshape(3, 3),
+                        atom_energy=ae.reshape(-1), info={"device": self.device})
+        return result if self.guard is None else self.guard.apply(result, positions, types, cell, pbc, neighbors)

@@ -1,19 +1,24 @@
-"""Short-range guard: the host's repulsive wall below the board's radial-table floor r_lo.
+"""Short-range guard: the host's repulsive wall where the student has seen no data.
 
-An nvq1 image tabulates s̃(r), h̃(r) only down to r_lo (0.8 x the closest pair the quantizer
-saw; fpga/SPEC.md §5.2). Closer pairs are clamped to r_lo with slope 0, so the model stops
-pushing back there and, hot enough, atoms fall through one another. The image backends (sim,
-tf64, board) therefore overlay, on every pair closer than r_lo, the ZBL universal screened
-nuclear repulsion switched on smoothly below r_lo — what deepmd-kit's DP-ZBL model and LAMMPS'
-`pair_style hybrid/overlay ... zbl` do for the float model:
+A student knows nothing about pairs closer than its training data came: there its energy is
+extrapolation. Hot LGPS (1000 K) finds such holes: S–S pairs closing to covalent 1.9–2.1 Å
+(closest in the data: 2.31 Å) and Ge–P pairs to 2.5–3 Å (data: 3.70 Å) while the energy of
+the float and the quantized student alike falls by tens of eV and the structure collapses.
+Below the board's radial-table floor r_lo (fpga/SPEC.md §5.2) the quantized model moreover
+stops pushing back at all. Every backend therefore overlays, on each pair closer than the
+closest pair of its two elements in the training data (`Student.closest_pairs`, from the
+model's `.pairs.json` sidecar; carried in the image as `closest_pairs`), a cubic wall:
 
-    E_pair(r) = w(r) ZBL(r),  w = 1 below r_in = r_lo / 2, 0 from r_lo on, C2 in between
+    E_pair(r) = WALL_EV * ((r_out - r) / WALL_DEPTH_A)^3   for r < r_out, else 0
+    r_out = max(closest pair of the two elements in the data, r_lo)   (r_lo alone without a sidecar)
 
-Pairs at or beyond r_lo are untouched, so ordinary configurations give bit-identical results
-with and without the guard. The wall's energy, forces and virial are rounded to the board's
-output formats, so a guarded result stays on the same integer grid and a trajectory stays
-bit-reproducible across runs, restarts and transports. `info["guard_pairs"]` counts the pairs
-it acted on.
+It is C2 at r_out, so it costs nothing at the edge of the data and ~1 eV (~12 kT at 1000 K)
+0.25 Å beyond it. It keeps pairs out of the holes; it cannot make a student reliable
+that finds a many-body hole with every pair inside the data (student/EXPERIMENTS.md). Pairs at or beyond r_out are untouched, so configurations inside the data
+give bit-identical results with and without the guard. The wall's energy, forces and virial
+are rounded to the board's output formats, so a guarded result stays on the same integer
+grid and a trajectory stays bit-reproducible across runs, restarts and transports.
+`info["guard_pairs"]` counts the pairs it acted on.
 """
 
 from __future__ import annotations
@@ -26,10 +31,8 @@ from nvnmd.backend import Result
 from nvnmd.formats import ENERGY, FORCE, VIRIAL
 from nvnmd.neighbors import build_neighbor_list
 
-COULOMB_EV_A = 14.399645  # e^2 / (4 pi eps0) in eV Å
-ZBL_SCREENING = ((0.18175, 3.19980), (0.50986, 0.94229), (0.28022, 0.40290), (0.02817, 0.20162))
-ZBL_LENGTH = 0.46850  # Å; a = ZBL_LENGTH / (Zi^0.23 + Zj^0.23)
-INNER_FRACTION = 0.5  # full ZBL below r_in = INNER_FRACTION * r_lo
+WALL_EV = 1.0  # wall energy at WALL_DEPTH_A inside the data's closest pair
+WALL_DEPTH_A = 0.25
 
 
 def table_floor(image) -> float | None:
@@ -41,58 +44,46 @@ def table_floor(image) -> float | None:
     return math.sqrt(int(image.meta["k_lo"]) * 2.0**-LU)
 
 
-def zbl(r, zi, zj):
-    """ZBL pair energy (eV) and dE/dr (eV/Å) at distances r (Å)."""
-    a = ZBL_LENGTH / (zi**0.23 + zj**0.23)
-    x = r / a
-    phi = sum(c * np.exp(-d * x) for c, d in ZBL_SCREENING)
-    dphi = sum(-c * d / a * np.exp(-d * x) for c, d in ZBL_SCREENING)
-    pref = COULOMB_EV_A * zi * zj
-    return pref * phi / r, pref * (dphi / r - phi / r**2)
-
-
-def switch(r, r_in, r_out):
-    """w(r) = 1 below r_in, 0 above r_out, smootherstep between (C2); returns (w, dw/dr)."""
-    x = np.clip((r_out - r) / (r_out - r_in), 0.0, 1.0)
-    w = x**3 * (10 - 15 * x + 6 * x**2)
-    dw_dx = 30 * x**2 * (1 - x) ** 2
-    return w, -dw_dx / (r_out - r_in)
-
-
 class ShortRangeGuard:
-    def __init__(self, r_lo: float, type_map: list[str]):
-        from ase.data import atomic_numbers
+    def __init__(self, r_out, type_map: list[str]):
+        """`r_out`: one distance (Å) for every element pair, or a [ntypes, ntypes] matrix."""
+        nt = len(type_map)
+        self.r_out = np.broadcast_to(np.asarray(r_out, dtype=np.float64), (nt, nt)).copy()
+        self.reach = float(self.r_out.max())
 
-        self.r_lo = float(r_lo)
-        self.r_in = INNER_FRACTION * self.r_lo
-        self.z = np.array([atomic_numbers[s] for s in type_map], dtype=np.float64)
+    @classmethod
+    def from_pairs(cls, pairs: dict | None, type_map, floor: float = 0.0) -> "ShortRangeGuard | None":
+        """From {"A-B": Å} (either order), each raised to `floor`; None without pairs and floor."""
+        if not pairs:
+            return cls(floor, type_map) if floor > 0 else None
+        r = np.array([[pairs[f"{a}-{b}"] if f"{a}-{b}" in pairs else pairs[f"{b}-{a}"] for b in type_map]
+                      for a in type_map])
+        return cls(np.maximum(r, floor), type_map)
 
     @classmethod
     def for_image(cls, image, type_map) -> "ShortRangeGuard | None":
-        r_lo = table_floor(image)
-        return None if r_lo is None else cls(r_lo, type_map)
+        return cls.from_pairs(image.meta.get("closest_pairs"), type_map, table_floor(image) or 0.0)
 
     def pair_energy(self, r, ti, tj):
         """Guard energy (eV) and dE/dr (eV/Å) of pairs at r with types ti, tj."""
-        e, de = zbl(r, self.z[ti], self.z[tj])
-        w, dw = switch(r, self.r_in, self.r_lo)
-        return w * e, dw * e + w * de
+        depth = np.maximum(self.r_out[ti, tj] - r, 0.0) / WALL_DEPTH_A
+        return WALL_EV * depth**3, -3 * WALL_EV * depth**2 / WALL_DEPTH_A
 
     def apply(self, result: Result, positions, types, cell, pbc=True, neighbors=None) -> Result:
         positions = np.asarray(positions, dtype=np.float64)
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         if neighbors is None:
-            neighbors = build_neighbor_list(positions, cell, self.r_lo, pbc=pbc)
+            neighbors = build_neighbor_list(positions, cell, self.reach, pbc=pbc)
         i, k = np.nonzero(neighbors.nlist >= 0)
         j = neighbors.nlist[i, k].astype(np.int64)
         rij = positions[j] + neighbors.shifts[i, k].astype(np.float64) @ cell - positions[i]
         r = np.sqrt(np.einsum("ij,ij->i", rij, rij))
-        close = r < self.r_lo
+        types = np.asarray(types)
+        close = r < self.r_out[types[i], types[j]]
         result.info["guard_pairs"] = int(np.count_nonzero(close)) // 2  # the list holds i->j and j->i
         if not close.any():
             return result
         i, j, rij, r = i[close], j[close], rij[close], r[close]
-        types = np.asarray(types)
         e, de = self.pair_energy(r, types[i], types[j])
         # each directed slot carries half the pair: its energy to atom i, half the pair force
         f_j = -0.5 * de[:, None] * rij / r[:, None]

@@ -91,7 +91,7 @@ def ensure_image(model, image, outdir: Path, log=print):
     student = load_student(model or default_student_path())
     log(f"quantizing {student.source} -> {path}")
     q, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-    q.meta_extra = {"source": student.source}
+    q.meta_extra["source"] = student.source
     q.to_image().write(path)
     return path
 
@@ -133,7 +133,7 @@ def cmd_md(args) -> int:
           f"{summary['ns_per_day']:.3f} ns/day; outputs in {out}")
     if summary["guard_evaluations"]:
         print(f"short-range guard: {summary['guard_evaluations']} force evaluations had pairs closer than the "
-              f"board's table floor (up to {summary['guard_max_pairs']} at once); the ZBL wall held them apart")
+              f"training data's closest (up to {summary['guard_max_pairs']} at once); its wall held them apart")
     return 0
 
 
