@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reproduce the embedded default LGPS student (nvnmd/data/lgps_student.pb) with deepmd-kit.
+# Reproduce the embedded default LGPS student (nvnmd/data/lgps_student.pb and its
+# lgps_student.pairs.json, the closest pair per element pair in the training split) with deepmd-kit.
 # Three stages, each starting from the previous frozen model (--init-frz-model):
 # input.json trains from scratch (200 k steps), input_restart.json continues it with the
 # learning rate restarted (100 k steps), input_finetune.json fine-tunes with the per-atom
@@ -41,6 +42,7 @@ for stage in "${stages[@]}"; do
 done
 cd "$work/$dir"
 cp model.pb lgps_student.pb
+"$py" "$here/closest_pairs.py" ../data/train lgps_student.pb  # the short-range guard's radii
 "$py" "$here/evaluate.py" lgps_student.pb ../data/valid --per-system --json validation.json
 "$py" "$here/evaluate.py" lgps_student.pb ../data/train --per-system --json training_fit.json
 (cd .. && "$py" "$here/join_lcurves.py" "$dir/lcurve_all.out" "${stages[@]%%:*}")
