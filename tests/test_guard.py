@@ -172,3 +172,28 @@ def test_sidecar_is_optional_and_a_damaged_one_is_refused(tmp_path, student_path
     (tmp_path / "bare.pairs.json").write_text('{"pairs": [1, 2')
     with pytest.raises(CorruptFileError, match="not a closest-pairs file"):
         load_student(bare)
+
+
+def test_cli_no_guard_runs_the_bare_model(sim, cell50, tmp_path):
+    import subprocess
+    import sys
+
+    from ase.io import write
+
+    a, b, u = clear_pair(cell50)
+    atoms = cell50.copy()
+    s = sim.type_map.index("S")
+    depth = 0.3
+    atoms.positions[b] = atoms.positions[a] + (sim.guard.r_out[s, s] - depth) * u
+    write(tmp_path / "close.extxyz", atoms)
+    sim.image.write(tmp_path / "model.nvq")
+    epot = {}
+    for flags in ([], ["--no-guard"]):
+        out = tmp_path / ("bare" if flags else "guarded")
+        run = subprocess.run([sys.executable, "-m", "nvnmd.cli", "md", "--backend", "sim", "--image", str(tmp_path / "model.nvq"),
+                              "--structure", str(tmp_path / "close.extxyz"), "--supercell", "1,1,1", "--steps", "1",
+                              "--quiet", "-o", str(out), *flags], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert ("short-range guard off" in run.stdout) == bool(flags)
+        epot[bool(flags)] = np.genfromtxt(out / "thermo.csv", delimiter=",", names=True)["Epot_eV"].ravel()[0]
+    assert epot[False] - epot[True] == pytest.approx((depth / 0.25) ** 3, abs=1e-5)

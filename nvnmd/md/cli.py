@@ -30,6 +30,8 @@ def _md_args(p: argparse.ArgumentParser, steps: int, dt: float, ensemble: str = 
     p.add_argument("--dt", type=float, default=dt, help="time step in fs")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--skin", type=float, default=1.0, help="Verlet skin in Å")
+    p.add_argument("--no-guard", action="store_true",
+                   help="the bare model: no short-range wall below the training data's closest pairs")
     p.add_argument("--traj-every", type=int, default=10)
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("-o", "--output", default="runs/md", help="output directory")
@@ -105,6 +107,9 @@ def _make(args, outdir: Path):
     if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
     backend, why = make_backend(args.backend, image=image, model=model, url=args.url)
+    if getattr(args, "no_guard", False):
+        backend.guard = None
+        why += "; short-range guard off"
     print(f"backend: {why}")
     return backend
 
