@@ -197,3 +197,25 @@ def test_cli_no_guard_runs_the_bare_model(sim, cell50, tmp_path):
         assert ("short-range guard off" in run.stdout) == bool(flags)
         epot[bool(flags)] = np.genfromtxt(out / "thermo.csv", delimiter=",", names=True)["Epot_eV"].ravel()[0]
     assert epot[False] - epot[True] == pytest.approx((depth / 0.25) ** 3, abs=1e-5)
+
+
+def test_screened_slots_follow_the_atoms_while_a_verlet_list_is_reused():
+    """The guard screens a reused list's slots once per 0.5 Å of motion; a pair that walks into
+    the wall between screenings must still be caught, exactly as a fresh guard sees it."""
+    from nvnmd.neighbors import build_neighbor_list
+
+    cell = np.diag([12.0, 12.0, 12.0])
+    pos = np.array([[1.0, 1.0, 1.0], [4.2, 1.0, 1.0], [11.5, 6.0, 6.0], [6.0, 6.0, 6.0]])
+    types = np.array([3, 3, 0, 2])
+    tm = ["Li", "Ge", "P", "S"]
+    reused = ShortRangeGuard(1.6, tm)
+    neighbors = build_neighbor_list(pos, cell, 5.0)  # a list with a 5 Å reach, kept for every step
+    for step in range(40):  # atoms 0 and 1 close in 0.06 Å per step, atom 2 drifts across the boundary
+        p = pos.copy()
+        p[1, 0] -= 0.06 * step
+        p[2, 0] += 0.03 * step
+        zero = lambda: Result(energy=0.0, forces=np.zeros_like(p), virial=np.zeros((3, 3)))  # noqa: E731
+        got = reused.apply(zero(), p, types, cell, neighbors=neighbors)
+        want = ShortRangeGuard(1.6, tm).apply(zero(), p, types, cell, neighbors=neighbors)
+        assert got.energy == want.energy and np.array_equal(got.forces, want.forces)
+        assert got.info["guard_pairs"] == int(3.2 - 0.06 * step < 1.6)

@@ -29,10 +29,11 @@ import numpy as np
 
 from nvnmd.backend import Result
 from nvnmd.formats import ENERGY, FORCE, VIRIAL
-from nvnmd.neighbors import build_neighbor_list
+from nvnmd.neighbors import build_neighbor_list, moved_beyond
 
 WALL_EV = 1.0  # wall energy at WALL_DEPTH_A inside the data's closest pair
 WALL_DEPTH_A = 0.25
+SCREEN_MARGIN_A = 1.0  # slots screened once per this much motion (see ShortRangeGuard._slots)
 
 
 def table_floor(image) -> float | None:
@@ -50,6 +51,7 @@ class ShortRangeGuard:
         nt = len(type_map)
         self.r_out = np.broadcast_to(np.asarray(r_out, dtype=np.float64), (nt, nt)).copy()
         self.reach = float(self.r_out.max())
+        self._cache = None
 
     @classmethod
     def from_pairs(cls, pairs: dict | None, type_map, floor: float = 0.0) -> "ShortRangeGuard | None":
@@ -69,21 +71,42 @@ class ShortRangeGuard:
         depth = np.maximum(self.r_out[ti, tj] - r, 0.0) / WALL_DEPTH_A
         return WALL_EV * depth**3, -3 * WALL_EV * depth**2 / WALL_DEPTH_A
 
+    def _slots(self, neighbors, positions, types, cell):
+        """The slots of a neighbour list the wall might reach (neighbour, centre, shift vector,
+        reach²): those within reach + SCREEN_MARGIN_A at the positions they were picked at. They
+        are kept while the list is the same object (the MD engine's Verlet list between
+        rebuilds) and no atom has moved SCREEN_MARGIN_A / 2 since, which keeps every pair now
+        inside the reach among them."""
+        key = (types.tobytes(), cell.tobytes())  # the list itself is compared by identity (and held)
+        c = self._cache
+        if c is None or c[0] is not neighbors or c[1] != key or moved_beyond(positions, c[2], 0.5 * SCREEN_MARGIN_A):
+            nlist = neighbors.nlist
+            centre, k = np.nonzero(nlist >= 0)
+            slots = nlist[centre, k].astype(np.intp)
+            shift = neighbors.shifts[centre, k].astype(np.float64) @ cell
+            rij = positions[slots] + shift - positions[centre]
+            reach = self.r_out[types[centre], types[slots]]
+            keep = np.einsum("sx,sx->s", rij, rij) < (reach + SCREEN_MARGIN_A) ** 2
+            self._cache = c = (neighbors, key, positions.copy(),
+                               (slots[keep], centre[keep].astype(np.intp), shift[keep], reach[keep] ** 2))
+        return c[3]
+
     def apply(self, result: Result, positions, types, cell, pbc=True, neighbors=None) -> Result:
         positions = np.asarray(positions, dtype=np.float64)
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         if neighbors is None:
             neighbors = build_neighbor_list(positions, cell, self.reach, pbc=pbc)
-        i, k = np.nonzero(neighbors.nlist >= 0)
-        j = neighbors.nlist[i, k].astype(np.int64)
-        rij = positions[j] + neighbors.shifts[i, k].astype(np.float64) @ cell - positions[i]
-        r = np.sqrt(np.einsum("ij,ij->i", rij, rij))
         types = np.asarray(types)
-        close = r < self.r_out[types[i], types[j]]
-        result.info["guard_pairs"] = int(np.count_nonzero(close)) // 2  # the list holds i->j and j->i
-        if not close.any():
+        slots, centre, shift, reach2 = self._slots(neighbors, positions, types, cell)
+        rij = np.take(positions, slots, axis=0)
+        rij -= np.take(positions, centre, axis=0)
+        rij += shift
+        r2 = np.einsum("sx,sx->s", rij, rij)
+        (hit,) = np.nonzero(r2 < reach2)
+        result.info["guard_pairs"] = len(hit) // 2  # the list holds i->j and j->i
+        if not len(hit):
             return result
-        i, j, rij, r = i[close], j[close], rij[close], r[close]
+        i, j, rij, r = centre[hit], slots[hit], rij[hit], np.sqrt(r2[hit])
         e, de = self.pair_energy(r, types[i], types[j])
         # each directed slot carries half the pair: its energy to atom i, half the pair force
         f_j = -0.5 * de[:, None] * rij / r[:, None]
