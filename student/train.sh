@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default LGPS student (nvnmd/data/lgps_student.pb and its
 # lgps_student.pairs.json, the closest pair per element pair in the training split) with deepmd-kit.
-# Three stages, each starting from the previous frozen model (--init-frz-model):
+# Seven stages, each starting from the previous frozen model (--init-frz-model):
 # input.json trains from scratch (200 k steps), input_restart.json continues it with the
 # learning rate restarted (100 k steps), input_finetune.json fine-tunes with the per-atom
-# energy loss and a heavy energy weight (20 k steps).
+# energy loss and a heavy energy weight (20 k steps); then student/widen.py grows the network
+# twice without changing its energies — axis_neuron 4 -> 8 (input_grow.json, 80 k steps, and
+# its fine-tune, 20 k) and fitting 128 -> 256 wide (input_fit256.json, 60 k steps, and its
+# fine-tune, 20 k).
 # Interrupted? Run it again with the same WORK: finished stages are kept (their DONE file) and
 # a stage cut short resumes from its last checkpoint (save_freq steps; the batch order after
 # the resume differs from an uninterrupted run).
-# Needs ../shared/data/lgps-pbe (or LGPS_DATA=...). ~160 min on 1 CPU core (measured;
-# the runs that made the shipped model used OMP_NUM_THREADS=1).
+# Needs ../shared/data/lgps-pbe (or LGPS_DATA=...). ~5 h on 1 CPU core (measured per stage:
+# 160 min for the first three, ~50 + 14 min for the axis growth, ~45 + 15 min for the
+# fitting growth; the runs that made the shipped model used OMP_NUM_THREADS=1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 data=${LGPS_DATA:-$here/../../shared/data/lgps-pbe}
@@ -17,7 +21,10 @@ work=${WORK:-$here/../runs/student}
 py=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} DP_INTRA_OP_PARALLELISM_THREADS=${DP_INTRA_OP_PARALLELISM_THREADS:-1} DP_INTER_OP_PARALLELISM_THREADS=1
 "$py" "$here/make_split.py" "$data" "$work/data"
-stages=(run:input.json restart:input_restart.json finetune:input_finetune.json)  # dir:input, in order
+# dir:input[:widen.py options], in order; a third field grows the previous stage's network first
+stages=(run:input.json restart:input_restart.json finetune:input_finetune.json
+        grow:input_grow.json:--axis-neuron=8 grow_finetune:input_grow_finetune.json
+        fit256:input_fit256.json:--fitting-width=256 fit256_finetune:input_fit256_finetune.json)
 init=()
 for stage in "${stages[@]}"; do
     IFS=: read -r dir input grow <<< "$stage"

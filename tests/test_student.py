@@ -22,8 +22,8 @@ def test_loader_agrees_with_deeppot(student, student_path):
     assert student.rcut == pytest.approx(dp.get_rcut()) == 6.0
     assert student.sel == [32, 8, 8, 40]
     assert student.nnei <= 128
-    assert student.neuron == [8, 16, 32] and student.axis_neuron == 4 and student.type_one_side
-    assert student.fitting_neuron == [128, 128, 128]
+    assert student.neuron == [8, 16, 32] and student.axis_neuron == 8 and student.type_one_side
+    assert student.fitting_neuron == [256, 256, 256]  # the board's widest (descriptor 32 x 8 = 256 too)
 
 
 def test_serialize_roundtrip(student):
@@ -148,11 +148,15 @@ def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_pat
 
 
 @pytest.mark.parametrize("growth", ["axis", "embedding", "fitting"])
-def test_widened_student_computes_the_same_energies_and_forces(serialized, student_path, frames_dir, tmp_path, growth):
-    """student/widen.py: the grown network starts training exactly where the narrow one stopped."""
+def test_widened_student_computes_the_same_energies_and_forces(frames_dir, tmp_path, growth):
+    """student/widen.py: the grown network starts training exactly where the narrow one stopped.
+    Grown from the shipped student's stage-5 parent (axis_neuron 8, fitting 128 wide), kept in
+    student/candidates/."""
     import dpdata
     from deepmd.infer import DeepPot
 
+    student_path = Path(__file__).resolve().parents[1] / "student" / "candidates" / "lgps_student_axis8.pb"
+    serialized = serialize_model_file(student_path)
     widen = _student_script("widen")
     desc = serialized["model"]["descriptor"]
     if growth == "axis":
