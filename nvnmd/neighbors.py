@@ -43,6 +43,13 @@ class NeighborList:
     def counts(self) -> np.ndarray:
         return np.count_nonzero(self.nlist >= 0, axis=1)
 
+    def slots(self, cell) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The filled slots as flat arrays (centre i, neighbour j, shift @ cell): for positions x,
+        r_ij = x[j] + shift - x[i]."""
+        i, k = np.nonzero(self.nlist >= 0)
+        shift = self.shifts[i, k].astype(np.float64) @ np.asarray(cell, dtype=np.float64).reshape(3, 3)
+        return i.astype(np.intp), self.nlist[i, k].astype(np.intp), shift
+
 
 CDEF = """
 long long nl_build(long long n, const double *xw, const double *xb, const long long *ib, const long long *cell_of,

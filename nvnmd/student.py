@@ -260,8 +260,10 @@ def read_closest_pairs(model_path: str | os.PathLike, type_map: list[str]) -> di
         raise CorruptFileError(f"{path}: not a closest-pairs file ({exc})") from None
     missing = [f"{a}-{b}" for i, a in enumerate(type_map) for b in type_map[i:]
                if f"{a}-{b}" not in pairs and f"{b}-{a}" not in pairs]
-    if missing or not all(0.0 < v < 100.0 for v in pairs.values()):
-        raise CorruptFileError(f"{path}: needs a positive distance for every element pair (missing {', '.join(missing)})")
+    if missing:
+        raise CorruptFileError(f"{path}: needs a distance for every element pair (missing {', '.join(missing)})")
+    if not all(0.0 < v < 100.0 for v in pairs.values()):
+        raise CorruptFileError(f"{path}: distances must lie between 0 and 100 Å")
     return pairs
 
 

@@ -246,12 +246,9 @@ def min_pair_distance(frames, rcut: float) -> float | None:
 
     best = None
     for fr in frames:
-        nl = build_neighbor_list(fr.coord, fr.cell, min(rcut, 3.0))
-        valid = nl.nlist >= 0
-        if not valid.any():
+        i, j, shift = build_neighbor_list(fr.coord, fr.cell, min(rcut, 3.0)).slots(fr.cell)
+        if not len(i):
             continue
-        i = np.nonzero(valid)[0]
-        j = nl.nlist[valid]
-        d = np.linalg.norm(fr.coord[j] + nl.shifts[valid] @ fr.cell - fr.coord[i], axis=1)
+        d = np.linalg.norm(fr.coord[j] + shift - fr.coord[i], axis=1)
         best = float(d.min()) if best is None else min(best, float(d.min()))
     return best

@@ -2,7 +2,7 @@
 `<model>.pairs.json` that nvnmd's short-range guard reads (nvnmd/backends/guard.py).
 
 Below these distances the student has seen no data and its energy is extrapolation; the guard
-switches a ZBL wall on there. Element pairs never seen within the cutoff get the cutoff.
+switches a repulsive wall on there. Element pairs never seen within the cutoff get the cutoff.
 Usage: python student/closest_pairs.py DATA_DIR MODEL.pb   (writes MODEL.pairs.json)
 """
 import json
@@ -23,10 +23,8 @@ def closest_pairs(data_dir: str, type_map: list[str], cutoff: float) -> tuple[di
         s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
         types = np.array([type_map.index(s["atom_names"][t]) for t in s["atom_types"]])
         for coord, cell in zip(s["coords"], s["cells"]):
-            nl = build_neighbor_list(coord, cell, cutoff)
-            i, k = np.nonzero(nl.nlist >= 0)
-            j = nl.nlist[i, k]
-            r = np.linalg.norm(coord[j] + nl.shifts[i, k] @ cell - coord[i], axis=1)
+            i, j, shift = build_neighbor_list(coord, cell, cutoff).slots(cell)
+            r = np.linalg.norm(coord[j] + shift - coord[i], axis=1)
             np.minimum.at(best, (types[i], types[j]), r)
             frames += 1
     pairs = {f"{type_map[a]}-{type_map[b]}": round(float(best[a, b]), 4)

@@ -2,6 +2,8 @@
 takes over (below the board's table floor r_lo the clamped model stops repelling at all);
 within the data the guard changes nothing, bit for bit."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from ase.geometry import get_distances
@@ -23,6 +25,16 @@ def sim(quantized):
 @pytest.fixture(scope="module")
 def cell50():
     return lgps_supercell((1, 1, 1))
+
+
+@contextmanager
+def unguarded(backend):
+    """The backend's bare model for the duration (its guard restored afterwards)."""
+    guard, backend.guard = backend.guard, None
+    try:
+        yield backend
+    finally:
+        backend.guard = guard
 
 
 def clear_pair(atoms, symbol="S"):
@@ -56,11 +68,8 @@ def test_radii_come_from_the_training_data_and_no_close_pair_means_bit_identical
     assert np.array_equal(DeepmdBackend(student_path).guard.r_out, guard.r_out)  # the same wall on the float model
     for frame in quantized[1]:
         guarded = sim.compute(frame.coord, frame.types, frame.cell)
-        sim.guard = None
-        try:
+        with unguarded(sim):
             raw = sim.compute(frame.coord, frame.types, frame.cell)
-        finally:
-            sim.guard = guard
         assert guarded.info["guard_pairs"] == 0
         assert guarded.energy == raw.energy
         assert np.array_equal(guarded.forces, raw.forces) and np.array_equal(guarded.virial, raw.virial)
@@ -77,11 +86,8 @@ def test_wall_takes_over_below_the_data_and_the_table_floor(sim, cell50):
         y = x.copy()
         y[b] = x[a] + r * u
         g = sim.compute(y, types, cell)
-        sim.guard = None
-        try:
+        with unguarded(sim):
             c = sim.compute(y, types, cell)
-        finally:
-            sim.guard = guard
         guarded.append((g.energy, float(g.forces[b] @ u)))
         clamped.append(c.energy)
         assert g.info["guard_pairs"] == int(r < r_data)
@@ -145,12 +151,8 @@ def test_head_on_collision_bounces_off_the_wall_and_is_reproducible(sim, cell50,
     assert r.min() > 1.2 and r[-1] > r.min() + 0.3  # ... and came back
     thermo = np.genfromtxt(tmp_path / "a" / "thermo.csv", delimiter=",", names=True)
     assert np.ptp(thermo["Etot_eV"]) < 0.1  # NVE through the bounce: the wall's forces are its gradient
-    guard, sim.guard = sim.guard, None
-    try:  # the clamped tables alone let b run into a
-        with pytest.raises(StructureError, match="closer than the minimum"):
-            run_md(atoms, sim, cfg, tmp_path / "clamped", progress=False)
-    finally:
-        sim.guard = guard
+    with unguarded(sim), pytest.raises(StructureError, match="closer than the minimum"):
+        run_md(atoms, sim, cfg, tmp_path / "clamped", progress=False)  # the clamped tables alone let b run into a
 
 
 def test_sidecar_is_optional_and_a_damaged_one_is_refused(tmp_path, student_path, sim):

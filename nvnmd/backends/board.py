@@ -3,7 +3,8 @@
 Same interface and result decoding as SimBackend. Uploads the image once, sends the cell when
 it changes and the neighbour list only when it changed (the board keeps the last one), and
 raises NeighborOverflowError when the board flags overflowing atoms. Pairs closer than the
-image's radial-table floor get the host's short-range wall (`nvnmd.backends.guard`).
+training data's closest pair of their elements get the host's short-range wall
+(`nvnmd.backends.guard`; the image carries the radii).
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ model's `.pairs.json` sidecar; carried in the image as `closest_pairs`), a cubic
     r_out = max(closest pair of the two elements in the data, r_lo)   (r_lo alone without a sidecar)
 
 It is C2 at r_out, so it costs nothing at the edge of the data and ~1 eV (~12 kT at 1000 K)
-0.25 Å beyond it. It keeps pairs out of the holes; it cannot make a student reliable
-that finds a many-body hole with every pair inside the data (student/EXPERIMENTS.md). Pairs at or beyond r_out are untouched, so configurations inside the data
-give bit-identical results with and without the guard. The wall's energy, forces and virial
+0.25 Å beyond it. It keeps pairs out of the holes; it cannot make a student reliable that
+finds a many-body hole with every pair inside the data (student/EXPERIMENTS.md). Pairs at
+or beyond r_out are untouched, so configurations inside the data give bit-identical results
+with and without the guard. The wall's energy, forces and virial
 are rounded to the board's output formats, so a guarded result stays on the same integer
 grid and a trajectory stays bit-reproducible across runs, restarts and transports.
 `info["guard_pairs"]` counts the pairs it acted on.
@@ -80,15 +81,12 @@ class ShortRangeGuard:
         key = (types.tobytes(), cell.tobytes())  # the list itself is compared by identity (and held)
         c = self._cache
         if c is None or c[0] is not neighbors or c[1] != key or moved_beyond(positions, c[2], 0.5 * SCREEN_MARGIN_A):
-            nlist = neighbors.nlist
-            centre, k = np.nonzero(nlist >= 0)
-            slots = nlist[centre, k].astype(np.intp)
-            shift = neighbors.shifts[centre, k].astype(np.float64) @ cell
+            centre, slots, shift = neighbors.slots(cell)
             rij = positions[slots] + shift - positions[centre]
             reach = self.r_out[types[centre], types[slots]]
             keep = np.einsum("sx,sx->s", rij, rij) < (reach + SCREEN_MARGIN_A) ** 2
             self._cache = c = (neighbors, key, positions.copy(),
-                               (slots[keep], centre[keep].astype(np.intp), shift[keep], reach[keep] ** 2))
+                               (slots[keep], centre[keep], shift[keep], reach[keep] ** 2))
         return c[3]
 
     def apply(self, result: Result, positions, types, cell, pbc=True, neighbors=None) -> Result:

@@ -3,7 +3,8 @@
 Encodes positions into the board's formats, builds a neighbour list at rcut when the caller
 passes none, runs the simulator for the image's profile and decodes the integer result.
 Neighbour overflow is an error (one line), never a silent truncation. Pairs closer than the
-image's radial-table floor get the host's short-range wall (`nvnmd.backends.guard`).
+training data's closest pair of their elements get the host's short-range wall
+(`nvnmd.backends.guard`; the image carries the radii).
 """
 
 from __future__ import annotations
