@@ -305,14 +305,24 @@ def serialize_model_file(path: Path) -> dict:
                 f"{path}: reading .pth needs PyTorch, which is not installed; convert it with "
                 f"`dp convert-backend {path.name} {path.stem}.dp` on a machine with PyTorch"
             ) from None
-        from deepmd.pt.utils.serialization import serialize_from_file
-
+        try:
+            from deepmd.pt.utils.serialization import serialize_from_file
+        except Exception as exc:  # e.g. deepmd-kit's PyTorch ops built for another torch release
+            raise UnsupportedModelError(
+                f"{path}: reading .pth needs deepmd-kit's PyTorch backend, which does not load here "
+                f"({_first_line(exc)}); convert it with `dp convert-backend {path.name} {path.stem}.dp` "
+                f"where it does (pip install 'deepmd-kit[torch]')"
+            ) from None
         return _quiet(serialize_from_file, str(path))
     except (UnsupportedModelError, CorruptFileError):
         raise
     except Exception as exc:  # deepmd-kit/TF raise many types for unreadable files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CorruptFileError(f"{path}: deepmd-kit cannot read this model ({first[:200]})") from None
+        raise CorruptFileError(f"{path}: deepmd-kit cannot read this model ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _serialize_tf(path: Path) -> dict:
