@@ -53,5 +53,5 @@ cp model.pb lgps_student.pb
 "$py" "$here/evaluate.py" lgps_student.pb ../data/valid --per-system --json validation.json
 "$py" "$here/evaluate.py" lgps_student.pb ../data/train --per-system --json training_fit.json
 (cd .. && "$py" "$here/join_lcurves.py" "$dir/lcurve_all.out" "${stages[@]%%:*}")
-"$py" "$here/plot_lcurve.py" lcurve_all.out lcurve.png
+"$py" "$here/plot_lcurve.py" lcurve_all.out lcurve.png --summary validation.json
 echo "model: $work/$dir/lgps_student.pb"
