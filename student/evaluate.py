@@ -6,6 +6,9 @@ over all systems (each frame weighted once for energy/virial, each force compone
 --per-system adds, for every system, its size, volume per atom and the mean and spread of the
 energy error: a mean that differs between 50- and 400-atom cells at equal density is an offset
 no local model can fit, a spread that scales as 1/sqrt(natoms) is the atomic-energy error.
+The energy and force RMSE also get 95 % bootstrap intervals, resampling frames and, since
+frames of one trajectory are correlated, whole systems: how far the figure could move on
+another draw of the same kind of data.
 """
 import argparse
 import json
@@ -26,6 +29,20 @@ def predictions(model: str, data: str):
         yield sysdir, s, e, f, v
 
 
+BOOTSTRAP_DRAWS = 2000
+
+
+def bootstrap_rmse_ci95(sq_sums: np.ndarray, counts: np.ndarray, groups: np.ndarray) -> list[float]:
+    """95 % interval of sqrt(sum(sq) / sum(n)) when the units of `groups` are drawn with replacement."""
+    rng = np.random.default_rng(0)
+    labels, inverse = np.unique(groups, return_inverse=True)
+    sq_g = np.bincount(inverse, weights=sq_sums, minlength=len(labels))
+    n_g = np.bincount(inverse, weights=counts, minlength=len(labels))
+    draws = rng.integers(0, len(labels), size=(BOOTSTRAP_DRAWS, len(labels)))
+    rmse = np.sqrt(sq_g[draws].sum(axis=1) / n_g[draws].sum(axis=1))
+    return [float(x) for x in np.percentile(rmse, [2.5, 97.5])]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -34,10 +51,14 @@ def main() -> None:
     ap.add_argument("--per-system", action="store_true")
     args = ap.parse_args()
     de, df, dv, systems = [], [], [], []
+    f_sq, f_n, system_of_frame = [], [], []
     for sysdir, s, e, f, v in predictions(args.model, args.data):
         n = s.get_natoms()
         de.append((e.ravel() - s["energies"]) / n)
         df.append((f.reshape(-1) - s["forces"].reshape(-1)))
+        f_sq.append(((f.reshape(len(s), -1) - s["forces"].reshape(len(s), -1)) ** 2).sum(axis=1))
+        f_n.append(np.full(len(s), 3 * n))
+        system_of_frame += [len(systems)] * len(s)
         systems.append({
             "system": sysdir.name, "natoms": int(n), "frames": len(s),
             "volume_A3_atom": float(np.abs(np.linalg.det(s["cells"])).mean() / n),
@@ -59,6 +80,12 @@ def main() -> None:
         "virial_rmse_meV_atom": 1e3 * float(np.sqrt(np.mean(dv**2))),
         "virial_mae_meV_atom": 1e3 * float(np.mean(np.abs(dv))),
     }
+    f_sq, f_n, system_of_frame = np.concatenate(f_sq), np.concatenate(f_n), np.array(system_of_frame)
+    for unit, groups in (("frames", np.arange(de.size)), ("systems", system_of_frame)):
+        e_ci = bootstrap_rmse_ci95(de**2, np.ones(de.size), groups)
+        f_ci = bootstrap_rmse_ci95(f_sq, f_n, groups)
+        out[f"energy_rmse_ci95_resampling_{unit}_meV_atom"] = [1e3 * x for x in e_ci]
+        out[f"force_rmse_ci95_resampling_{unit}_meV_A"] = [1e3 * x for x in f_ci]
     if args.per_system:
         out["systems"] = systems
     print(json.dumps(out, indent=2))
