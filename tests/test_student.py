@@ -147,6 +147,20 @@ def test_lcurve_join_continues_steps_and_drops_rows_rerun_after_a_resume(tmp_pat
         ["40", "5", "50"], ["50", "4", "40"]]
 
 
+def test_bootstrap_interval_pools_groups_and_widens_with_their_spread():
+    ci = _student_script("evaluate").bootstrap_rmse_ci95
+    # identical groups: every draw pools to the same RMSE, so the interval is a point
+    same = ci(np.full(6, 8.0), np.full(6, 2.0), np.arange(6))
+    np.testing.assert_allclose(same, [2.0, 2.0])
+    # two frames of one group move together: resampling groups gives the pooled RMSE of
+    # whole groups only (sqrt((1+1)/2)=1 or sqrt((9+9)/2)=3), never a mix within a group
+    sq, n = np.array([1.0, 1.0, 9.0, 9.0]), np.ones(4)
+    by_group = ci(sq, n, np.array([0, 0, 1, 1]))
+    by_frame = ci(sq, n, np.arange(4))
+    assert 1.0 <= by_group[0] < np.sqrt(5.0) < by_group[1] <= 3.0
+    assert by_frame[0] >= by_group[0] and by_frame[1] <= by_group[1]
+
+
 @pytest.mark.parametrize("growth", ["axis", "embedding", "fitting"])
 def test_widened_student_computes_the_same_energies_and_forces(frames_dir, tmp_path, growth):
     """student/widen.py: the grown network starts training exactly where the narrow one stopped.
