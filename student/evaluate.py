@@ -50,15 +50,12 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--per-system", action="store_true")
     args = ap.parse_args()
-    de, df, dv, systems = [], [], [], []
-    f_sq, f_n, system_of_frame = [], [], []
+    de, df, dv, systems, f_sq = [], [], [], [], []
     for sysdir, s, e, f, v in predictions(args.model, args.data):
         n = s.get_natoms()
         de.append((e.ravel() - s["energies"]) / n)
         df.append((f.reshape(-1) - s["forces"].reshape(-1)))
-        f_sq.append(((f.reshape(len(s), -1) - s["forces"].reshape(len(s), -1)) ** 2).sum(axis=1))
-        f_n.append(np.full(len(s), 3 * n))
-        system_of_frame += [len(systems)] * len(s)
+        f_sq.append((df[-1].reshape(len(s), -1) ** 2).sum(axis=1))
         systems.append({
             "system": sysdir.name, "natoms": int(n), "frames": len(s),
             "volume_A3_atom": float(np.abs(np.linalg.det(s["cells"])).mean() / n),
@@ -80,7 +77,11 @@ def main() -> None:
         "virial_rmse_meV_atom": 1e3 * float(np.sqrt(np.mean(dv**2))),
         "virial_mae_meV_atom": 1e3 * float(np.mean(np.abs(dv))),
     }
-    f_sq, f_n, system_of_frame = np.concatenate(f_sq), np.concatenate(f_n), np.array(system_of_frame)
+    natoms = np.array([x["natoms"] for x in systems])
+    frames = np.array([x["frames"] for x in systems])
+    system_of_frame = np.repeat(np.arange(len(systems)), frames)
+    f_n = 3 * natoms[system_of_frame]
+    f_sq = np.concatenate(f_sq)
     for unit, groups in (("frames", np.arange(de.size)), ("systems", system_of_frame)):
         e_ci = bootstrap_rmse_ci95(de**2, np.ones(de.size), groups)
         f_ci = bootstrap_rmse_ci95(f_sq, f_n, groups)

@@ -26,13 +26,12 @@ def windowed_rms(values: np.ndarray, window: int) -> np.ndarray:
     """RMS over the last `window` finite values at each row (NaN rows, deepmd-kit's
     'no virial in this batch', are skipped)."""
     finite = np.isfinite(values)
-    sq = np.cumsum(np.where(finite, values**2, 0.0))
-    n = np.cumsum(finite)
-    lo = np.maximum(np.arange(len(values)) - window, -1)
-    sq_lo = np.where(lo >= 0, sq[np.maximum(lo, 0)], 0.0)
-    n_lo = np.where(lo >= 0, n[np.maximum(lo, 0)], 0)
+    sq = np.concatenate([[0.0], np.cumsum(np.where(finite, values**2, 0.0))])
+    n = np.concatenate([[0], np.cumsum(finite)])
+    end = np.arange(1, len(values) + 1)
+    start = np.maximum(end - window, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sqrt((sq - sq_lo) / (n - n_lo))
+        return np.sqrt((sq[end] - sq[start]) / (n[end] - n[start]))
 
 
 def stage_starts(steps: np.ndarray, lr: np.ndarray) -> list[float]:
