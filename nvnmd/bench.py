@@ -169,7 +169,7 @@ def bench_sim(args) -> dict:
         def dp_eval(dp):
             return lambda fr: dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)
 
-        from nvnmd.sim.nvq1_fast import FastKernel
+        from nvnmd.sim.nvq1.fast import FastKernel
 
         contenders = {
             "deepmd-kit DeepPot, compressed (TF CPU)": dp_eval(dp_c),

@@ -6,7 +6,7 @@ then image, so the list is a pure function of the structure. r_ij = x_j + shift 
 for the positions as given (they may lie outside the cell: unwrapped MD coordinates).
 
 Fully periodic cells (orthorhombic or triclinic, any size) go through a cell-list kernel in C,
-compiled with cffi on first use and cached like sim/nvq1_ckernel.py; it produces exactly the
+compiled with cffi on first use and cached like sim/nvq1/ckernel.py; it produces exactly the
 pairs of ASE's primitive_neighbor_list. Without a compiler (or with NVNMD_NO_C=1), and for
 partially periodic systems, ASE's numpy cell list is used instead.
 """

@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from nvnmd.errors import FixedPointOverflowError, UnsupportedModelError
-from nvnmd.sim import nvq1_model as S
-from nvnmd.sim.nvq1_model import Layer, Nvq1Model
+from nvnmd.sim.nvq1 import model as S
+from nvnmd.sim.nvq1.model import Layer, Nvq1Model
 from nvnmd.quantize.tables import net_with_derivative, radial, sample
 
 FWD_MARGIN = 2.0  # headroom over the calibration maxima: one spare bit
@@ -53,7 +53,7 @@ def check_limits(student) -> None:
 
 def quantize(student, frames, *, close_distance: float | None = None, progress=None):
     """Returns (Nvq1Model, info dict)."""
-    from nvnmd.sim.nvq1_fast import FastKernel
+    from nvnmd.sim.nvq1.fast import FastKernel
     from nvnmd.backends.sim import frame_request
 
     check_limits(student)
@@ -212,7 +212,7 @@ def _energy_constants(student) -> np.ndarray:
 
 def _padding_constants(model: Nvq1Model, s_pad: np.ndarray) -> np.ndarray:
     """s̃_pad · G(s̃_pad) per (centre, neighbour) type, G from the same cubic unit a slot uses."""
-    from nvnmd.sim.nvq1_ref import coeffs, cubic, rnd
+    from nvnmd.sim.nvq1.ref import coeffs, cubic, rnd
 
     nt = model.ntypes
     pad = np.zeros((nt, nt, model.m1), dtype=np.int64)
@@ -229,7 +229,7 @@ def _padding_constants(model: Nvq1Model, s_pad: np.ndarray) -> np.ndarray:
 
 def _check_cubic_ranges(model: Nvq1Model) -> None:
     """The cubic unit's coefficients and Horner partials are 27-bit operands (SPEC §4)."""
-    from nvnmd.sim.nvq1_model import hermite_coefficients
+    from nvnmd.sim.nvq1.model import hermite_coefficients
 
     lim = 1 << (S.DATA_BITS - 1)
     for name, (y, m, axis) in {"u": (model.u_tab[:, 0::2], model.u_tab[:, 1::2], 2),

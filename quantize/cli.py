@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -54,9 +53,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         if args.emit_mem:
             raise NvnmdError("--emit-mem writes nvq1 board memories; an nvnmd-v0 board loads deepmd-kit's "
                              "nvnmd_qnn/model.pb, which --from-nvnmd checks against the import")
-        if importlib.util.find_spec("nvnmd.quantize.from_nvnmd") is None:
-            raise NvnmdError("--from-nvnmd needs nvnmd.quantize.from_nvnmd, which is not part of this build")
-        from nvnmd.quantize.from_nvnmd import import_nvnmd
+        from nvnmd.sim.nvnmd_v0.importer import import_nvnmd
 
         image = import_nvnmd(args.from_nvnmd, trust_pickle=bool(args.trust_pickle))
         image.write(args.output)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvnmd.sim import nvq1_model as S
+from nvnmd.sim.nvq1 import model as S
 
 # On-board element widths of each image section (bits); the file stores them in wider ints.
 SECTION_BITS = {"u_tab": S.DATA_BITS, "g_tab": S.DATA_BITS, "tanh_tab": S.DATA_BITS, "pad": 48, "e_const": 48}

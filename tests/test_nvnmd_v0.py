@@ -69,7 +69,7 @@ def _on_board_grid(frames):
 
 @pytest.fixture(scope="module")
 def images():
-    from nvnmd.quantize.from_nvnmd import import_nvnmd
+    from nvnmd.sim.nvnmd_v0.importer import import_nvnmd
 
     return {name: Image.from_bytes(import_nvnmd(FIX / name, trust_pickle=True).to_bytes()) for name in MODELS}
 
@@ -162,7 +162,7 @@ def test_results_are_not_trivially_equal(deeppot):
 
 
 def test_import_refuses_pickles_without_trust(tmp_path):
-    from nvnmd.quantize.from_nvnmd import import_nvnmd
+    from nvnmd.sim.nvnmd_v0.importer import import_nvnmd
 
     with pytest.raises(NvnmdError, match="--trust-pickle"):
         import_nvnmd(FIX / "lgps")
@@ -179,7 +179,7 @@ def test_import_refuses_pickles_without_trust(tmp_path):
 
 
 def test_import_rejects_damaged_directory(tmp_path):
-    from nvnmd.quantize.from_nvnmd import import_nvnmd
+    from nvnmd.sim.nvnmd_v0.importer import import_nvnmd
 
     with pytest.raises(NvnmdError, match="not found"):
         import_nvnmd(tmp_path, trust_pickle=True)
@@ -187,8 +187,8 @@ def test_import_rejects_damaged_directory(tmp_path):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_wrapped_board_image_agrees_with_import(name, images):
-    from nvnmd.quantize.nvnmd_wrap import check_wrapped, read_wrapped
-    from nvnmd.sim.nvnmd_v0_model import NvnmdV0Model
+    from nvnmd.sim.nvnmd_v0.wrap import check_wrapped, read_wrapped
+    from nvnmd.sim.nvnmd_v0.model import NvnmdV0Model
 
     model = NvnmdV0Model.from_image(images[name])
     wrapped = read_wrapped(FIX / name / "nvnmd_qnn" / "model.pb")
@@ -197,8 +197,8 @@ def test_wrapped_board_image_agrees_with_import(name, images):
 
 
 def test_wrapped_image_reader_detects_a_corrupted_row(images, tmp_path):
-    from nvnmd.quantize.nvnmd_wrap import SECTIONS, read_wrapped, verify_wrapped
-    from nvnmd.sim.nvnmd_v0_model import NvnmdV0Model
+    from nvnmd.sim.nvnmd_v0.wrap import SECTIONS, read_wrapped, verify_wrapped
+    from nvnmd.sim.nvnmd_v0.model import NvnmdV0Model
 
     src = FIX / "lgps" / "nvnmd_qnn" / "model.pb"
     model = NvnmdV0Model.from_image(images["lgps"])
@@ -216,11 +216,11 @@ def test_wrapped_image_reader_detects_a_corrupted_row(images, tmp_path):
     bad.write_bytes(bytes(raw))
     with pytest.raises(CorruptFileError, match=r"fps \(1 rows\).*fea \(1 rows\)"):
         verify_wrapped(bad, model)
-    from nvnmd.quantize.nvnmd_wrap import check_wrapped
+    from nvnmd.sim.nvnmd_v0.wrap import check_wrapped
 
     assert check_wrapped(read_wrapped(bad), model) == {"fps": [77], "fea": [1234]}
     # the import checks the directory's wrapped image too
-    from nvnmd.quantize.from_nvnmd import FILES, import_nvnmd
+    from nvnmd.sim.nvnmd_v0.importer import FILES, import_nvnmd
 
     for rel in FILES.values():
         (tmp_path / "run" / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def test_from_nvnmd_option(tmp_path):
 
     proc = nvnmd("quantize", "--from-nvnmd", tmp_path / "nothing", "-o", tmp_path / "x.nvq")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    if importlib.util.find_spec("nvnmd.quantize.from_nvnmd") is None:
+    if importlib.util.find_spec("nvnmd.sim.nvnmd_v0.importer") is None:
         one_line_error(proc, "not part of this build")
 
 
@@ -147,7 +147,7 @@ def test_image_round_trip_and_refusals(student, frames_dir):
     from nvnmd.image import Image
     from nvnmd.quantize.build import quantize
     from nvnmd.quantize.data import load_frames
-    from nvnmd.sim.nvq1_model import Nvq1Model
+    from nvnmd.sim.nvq1.model import Nvq1Model
 
     model, _ = quantize(student, load_frames(frames_dir / "lgps50", student.type_map))
     raw = model.to_image().to_bytes()

@@ -46,7 +46,7 @@ def test_reference_and_fast_bit_identical(backend, quantized, which):
     fast = backend.sim.compute(req)
     _same(fast, backend.sim.compute(req, kernel="reference"))
     # the numpy-only path of the fast kernel (used when no C compiler is available)
-    from nvnmd.sim.nvq1_fast import FastKernel
+    from nvnmd.sim.nvq1.fast import FastKernel
 
     numpy_only = FastKernel(quantized[0], use_c=False).compute(req.coords, req.types, req.cell, req.nlist, req.shifts)
     for a, b in zip(numpy_only[:3], (fast.atom_energy, fast.forces, fast.virial)):
@@ -57,10 +57,10 @@ def test_reference_and_fast_bit_identical(backend, quantized, which):
 def _kernels(model):
     """The fast kernel with its C pass (GEMMs in BLAS, and in plain C loops) and with numpy only
     (skips when no compiler is available)."""
-    from nvnmd.sim import nvq1_ckernel
-    from nvnmd.sim.nvq1_fast import FastKernel
+    from nvnmd.sim.nvq1 import ckernel
+    from nvnmd.sim.nvq1.fast import FastKernel
 
-    if nvq1_ckernel.get() is None:
+    if ckernel.get() is None:
         pytest.skip("no C compiler: the numpy path is the fast kernel")
     with_c, no_blas, numpy_only = FastKernel(model), FastKernel(model, use_blas=False), FastKernel(model, use_c=False)
     ffi = with_c.clib[0]
@@ -101,7 +101,7 @@ def test_saturating_model_counts_identical(backend, quantized):
     counter included (the final-layer gradient clip is charged once per atom, as on the board)."""
     import dataclasses
 
-    from nvnmd.sim.nvq1_ref import compute_reference
+    from nvnmd.sim.nvq1.ref import compute_reference
 
     model = quantized[0]
     up = 7
@@ -124,7 +124,7 @@ def test_g_grid_clamp_and_slope_clip_counted_as_reference(backend, quantized):
     3 bits coarser (G' clips): reference, C passes and numpy path give the same counters."""
     import dataclasses
 
-    from nvnmd.sim.nvq1_ref import compute_reference
+    from nvnmd.sim.nvq1.ref import compute_reference
 
     model = quantized[0]
     frac = dict(model.frac, Gq=model.frac["Gq"] - 3)
@@ -207,7 +207,7 @@ def test_row_wider_than_board_refused(backend, quantized):
 
 
 def test_tables_exact_at_grid_points(quantized):
-    from nvnmd.sim.nvq1_ref import coeffs, cubic, cubic_slope
+    from nvnmd.sim.nvq1.ref import coeffs, cubic, cubic_slope
 
     model = quantized[0]
     tables = [(model.u_tab[t, 0], model.u_tab[t, 1]) for t in range(model.ntypes)]
@@ -224,7 +224,7 @@ def test_tables_exact_at_grid_points(quantized):
 
 def test_padding_constant_matches_empty_slot(quantized):
     """An atom whose neighbours all sit beyond rcut equals the all-padding constant."""
-    from nvnmd.sim.nvq1_fast import FastKernel
+    from nvnmd.sim.nvq1.fast import FastKernel
 
     model = quantized[0]
     coords = np.array([[0, 0, 0], [7 << 20, 0, 0]], dtype=np.int64)

@@ -41,7 +41,7 @@ def table_floor(image) -> float | None:
     """r_lo in Å for images whose radial tables end there (nvq1); None for other profiles."""
     if image.profile != "nvq1":
         return None
-    from nvnmd.sim.nvq1_model import LU
+    from nvnmd.sim.nvq1.model import LU
 
     return math.sqrt(int(image.meta["k_lo"]) * 2.0**-LU)
 

@@ -1,6 +1,6 @@
 """The `tf64` backend: the quantized model evaluated in TensorFlow float64, bit-identical to the board.
 
-The `sim` backend with the simulator's TensorFlow kernel (`nvnmd.sim.nvq1_tf`) in place of
+The `sim` backend with the simulator's TensorFlow kernel (`nvnmd.sim.nvq1.tf`) in place of
 the numpy/C one: same request encoding, same integer result, same decoding, so a trajectory
 run here on a GPU node is bit for bit the trajectory a board (or the `sim` backend) produces.
 Runs on a GPU when TensorFlow sees one, otherwise on the CPU; the choice is logged once.
@@ -51,7 +51,7 @@ def bench(args) -> dict:
     child = _pinned(args, threads)
     if child is not None:
         return child
-    from nvnmd.sim.nvq1_fast import FastKernel
+    from nvnmd.sim.nvq1.fast import FastKernel
 
     _, frames, sim = bench_inputs(args)
     tf64 = Tf64Backend(sim.image)

@@ -6,9 +6,9 @@ exact integers, and `floor(x * 2^-k + 0.5)` is the round-half-up shift of the sp
 Horner steps fold the rounding constant into precomputed coefficient planes
 (rnd(a*t)+b = floor(a*t*2^-17 + b + 0.5)), and a rounding to a narrower format that follows
 a cubic is fused into its last step (floor(floor(x)/2^k) = floor(x/2^k)); both are exact
-identities, checked bit for bit against nvq1_ref by the tests.
+identities, checked bit for bit against ref.py by the tests.
 
-When a C compiler is available (nvq1_ckernel), `compute` is one C call instead: atoms sorted
+When a C compiler is available (ckernel.py), `compute` is one C call instead: atoms sorted
 by type are taken in blocks of 32 of one centre type; per block one sweep over the neighbour
 slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in BLAS
 (scipy's dgemm through its C API; plain C loops if that is missing) and the elementwise steps
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.sim import nvq1_ckernel
-from nvnmd.sim.nvq1_model import (
+from nvnmd.sim.nvq1 import ckernel
+from nvnmd.sim.nvq1.model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, MAX_M1, MAX_NEIGHBORS,
     MAX_TYPES, MAX_WIDTH, R_LIM, SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
 )
@@ -65,7 +65,7 @@ class FastKernel:
         # the C pass's fixed-size arrays (board limits) and at least one hidden layer
         within = (M.m1 <= MAX_M1 and M.ntypes <= MAX_TYPES and 2 <= len(M.layers) <= 17
                   and max(layer.w.shape[2] for layer in M.layers) <= MAX_WIDTH)
-        self.clib = None if (probe or not use_c or not within) else nvq1_ckernel.get()
+        self.clib = None if (probe or not use_c or not within) else ckernel.get()
         # |y| ≤ |a|+|b|+|c|+|d| + 3 (one unit per rounding) bounds every cubic output of a segment;
         # when that already fits 18 bits after the shift, G and G' cannot saturate and the
         # per-call range checks are skipped (the reference kernel still checks; counts stay 0).
@@ -338,7 +338,7 @@ class FastKernel:
         hi = [min(a + blk, bounds[t + 1]) for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
         pl = dict(work=np.empty(lib.nvq1_work_doubles(Fp)), GG=np.empty(blk * K * 2 * M.m1, np.float32),
                   iwork=np.empty(blk * (K + 1), np.int64), lo=np.array(lo, np.int64), hi=np.array(hi, np.int64),
-                  cnt=np.zeros(len(nvq1_ckernel.SITES), np.int64), virial=np.empty((3, 3)))
+                  cnt=np.zeros(len(ckernel.SITES), np.int64), virial=np.empty((3, 3)))
         p = {k: ffi.cast("double *" if v.dtype == np.float64 else "float *" if v.dtype == np.float32 else
                          "long long *", v.ctypes.data) for k, v in pl.items()}
         pl["args"] = (len(lo), p["lo"], p["hi"], p["work"], p["GG"], p["iwork"])
@@ -371,8 +371,8 @@ class FastKernel:
                          ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
                          lp(order), *pl["args"], ffi.cast("double *", atom_e.ctypes.data),
                          ffi.cast("double *", forces.ctypes.data), pl["virial_p"], pl["cnt_p"])
-        counts = {site: c for site, c in zip(nvq1_ckernel.SITES, cnt.tolist()) if c and site != "overflow"}
-        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[nvq1_ckernel.SITE["overflow"]])
+        counts = {site: c for site, c in zip(ckernel.SITES, cnt.tolist()) if c and site != "overflow"}
+        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[ckernel.SITE["overflow"]])
 
     def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
         fr = self.M.frac

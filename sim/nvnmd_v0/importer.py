@@ -5,7 +5,7 @@ give the quantized model (QNN), nvnmd_cnn/map.npy the mapping tables the QNN gra
 board image both use. These files are pickled numpy dicts: unpickling runs whatever code a
 file names, so they are only read with an explicit trust flag (`trust_pickle=True`,
 `--trust-pickle` on the command line). The result is an image of profile "nvnmd-v0"
-(nvnmd.sim.nvnmd_v0_model, fpga/SPEC.md "Profile nvnmd-v0"). If nvnmd_qnn/model.pb (deepmd-kit's
+(nvnmd.sim.nvnmd_v0.model, fpga/SPEC.md "Profile nvnmd-v0"). If nvnmd_qnn/model.pb (deepmd-kit's
 wrapped board image) is present, it is checked field by field against the imported model.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 
 from nvnmd.errors import CorruptFileError, NvnmdError, UnsupportedModelError
 from nvnmd.image import Image
-from nvnmd.sim.nvnmd_v0_model import MAX_NNEI, NvnmdV0Model
-from nvnmd.sim.nvnmd_v0_ops import flt
+from nvnmd.sim.nvnmd_v0.model import MAX_NNEI, NvnmdV0Model
+from nvnmd.sim.nvnmd_v0.ops import flt
 
 FILES = {"config": "nvnmd_qnn/config.npy", "weight": "nvnmd_qnn/weight.npy", "map": "nvnmd_cnn/map.npy"}
 WRAPPED = "nvnmd_qnn/model.pb"  # deepmd-kit's board image, checked against the import when present
@@ -92,7 +92,7 @@ def import_nvnmd(directory, trust_pickle: bool = False, check_wrap: bool = True)
     model = model_from_dicts(d["config"], d["weight"], d["map"], source=str(directory))
     wrapped = Path(directory) / WRAPPED
     if check_wrap and wrapped.is_file():
-        from nvnmd.quantize.nvnmd_wrap import verify_wrapped
+        from nvnmd.sim.nvnmd_v0.wrap import verify_wrapped
 
         verify_wrapped(wrapped, model)
         model.meta_extra["source"]["wrapped_image"] = "nvnmd_qnn/model.pb agrees field by field"

@@ -24,8 +24,8 @@ from nvnmd.compute import ComputeRequest, ComputeResult
 from nvnmd.sim.board import BoardModel
 from nvnmd.errors import StructureError
 from nvnmd.formats import CELL, COORD
-from nvnmd.sim import nvnmd_v0_ops as op
-from nvnmd.sim.nvnmd_v0_model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, N_LAYERS, PROFILE,
+from nvnmd.sim.nvnmd_v0 import ops as op
+from nvnmd.sim.nvnmd_v0.model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, N_LAYERS, PROFILE,
                                       NvnmdV0Model)
 
 

@@ -2,7 +2,7 @@
 
 Python ints for per-neighbour scalars and numpy int64 vectors for the M1 channels, so every
 shift is a true arithmetic shift and nothing relies on float64. It is slow (seconds for a
-400-atom frame) and exists to pin the fast kernel (nvq1_fast) down bit for bit.
+400-atom frame) and exists to pin the fast kernel (fast.py) down bit for bit.
 Section numbers refer to SPEC.md.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.sim.nvq1_model import (
+from nvnmd.sim.nvq1.model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
     SHORT_SHIFT, TBITS, W_BITS, Nvq1Model,
 )

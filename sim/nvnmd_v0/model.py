@@ -18,7 +18,7 @@ import numpy as np
 
 from nvnmd.errors import CorruptFileError, UnsupportedModelError
 from nvnmd.image import Image
-from nvnmd.sim.nvnmd_v0_ops import fitnet_weight, flt, q_round
+from nvnmd.sim.nvnmd_v0.ops import fitnet_weight, flt, q_round
 
 PROFILE = "nvnmd-v0"
 SPEC_VERSION = 1

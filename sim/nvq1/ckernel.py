@@ -1,6 +1,6 @@
 """Optional C pass of the nvq1 fast kernel: one call evaluates a whole request.
 
-`nvq1_compute` takes the atoms (sorted by type by nvq1_fast) in blocks of one centre type and,
+`nvq1_compute` takes the atoms (sorted by type by fast.py) in blocks of one centre type and,
 per block:
 
 * `desc_fwd_rows`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
@@ -12,13 +12,13 @@ per block:
 * `desc_bwd_rows`, per atom and slot: §7.2 gT, gR̃, gG, gs, gh, gu, pair force and §7.3 the
   force and virial sums (forces rounded once all blocks are done).
 
-They perform the same exact float64 steps as the numpy path of nvq1_fast (every value an
+They perform the same exact float64 steps as the numpy path of fast.py (every value an
 integer below 2^53, `floor(x·2^-k + 0.5)` the spec's rounding), so results and saturation
 counters are bit-identical; the tests compare both with the reference kernel. Reassociation
 (-fassociative-math) is allowed because every sum is of integers below 2^53 and therefore exact
 in any order; floor() is untouched. Fixed-size scratch arrays follow the board limits of
-nvq1_model (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types, fitting width ≤ 256) and ≤ 16 hidden
-layers; nvq1_fast only calls in within them.
+model.py (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types, fitting width ≤ 256) and ≤ 16 hidden
+layers; fast.py only calls in within them.
 Built with cffi through nvnmd.cbuild on first use; if no compiler is available, or
 NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
 """
@@ -72,7 +72,7 @@ void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1
 SOURCE = r"""
 #include <math.h>
 #include <string.h>
-/* Counter slots: keep in step with SITES in nvq1_ckernel.py. */
+/* Counter slots: keep in step with SITES in ckernel.py. */
 enum { C_S, C_H, C_R, C_G, C_GQ, C_GRANGE, C_CLOSE, C_T, C_D, C_OVER, C_Z, C_TSLOPE, C_X, C_GFIT, C_GT, C_GT18,
        C_GR, C_GG, C_GS, C_GH, C_GU, C_PF, C_FORCE };
 #define L27 67108863.0   /* 2^26 - 1 */

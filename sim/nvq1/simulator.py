@@ -12,7 +12,7 @@ import numpy as np
 
 from nvnmd.compute import ComputeRequest, ComputeResult
 from nvnmd.sim.board import BoardModel
-from nvnmd.sim.nvq1_model import MAX_NEIGHBORS, Nvq1Model
+from nvnmd.sim.nvq1.model import MAX_NEIGHBORS, Nvq1Model
 
 
 class Nvq1Simulator(BoardModel):
@@ -22,9 +22,9 @@ class Nvq1Simulator(BoardModel):
         super().__init__(model, MAX_NEIGHBORS)
         self.kernel = kernel
         if kernel == "tf64":  # the same datapath in TensorFlow float64, on a GPU when TF sees one
-            from nvnmd.sim.nvq1_tf import TfKernel as Kernel
+            from nvnmd.sim.nvq1.tf import TfKernel as Kernel
         else:
-            from nvnmd.sim.nvq1_fast import FastKernel as Kernel
+            from nvnmd.sim.nvq1.fast import FastKernel as Kernel
         self._fast = Kernel(model)
 
     def compute(self, request: ComputeRequest, kernel: str | None = None) -> ComputeResult:
@@ -32,7 +32,7 @@ class Nvq1Simulator(BoardModel):
         types = np.asarray(request.types)
         args = (request.coords, types, request.cell, nlist, request.shifts)
         if (kernel or self.kernel) == "reference":
-            from nvnmd.sim.nvq1_ref import compute_reference
+            from nvnmd.sim.nvq1.ref import compute_reference
 
             atom_e, forces, virial, counts, over = compute_reference(self.model, *args)
         else:

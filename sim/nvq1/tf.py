@@ -2,7 +2,7 @@
 
 `TfKernel(model).compute(coords, types, cell, nlist, shifts)` returns what the simulator's
 kernels return (atom energies, forces, virial as integer codes, the per-site saturation
-counters, the overflow-atom count): the numpy path of `nvq1_fast.FastKernel` step by step,
+counters, the overflow-atom count): the numpy path of `fast.FastKernel` step by step,
 forward pass, the hardware's backward pass and every saturation site. Where the reference
 kernel is more precise about a count (G' clipped before out-of-grid slots are zeroed, §5.4;
 a clipped final-layer gradient seed counted per atom, §7.1) it follows the reference. It is bit-identical
@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from nvnmd.sim.nvq1_model import (
+from nvnmd.sim.nvq1.model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, R_LIM,
     SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
 )

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.errors import CorruptFileError, UnsupportedModelError
-from nvnmd.sim.nvnmd_v0_model import FIX_FRAC as NBIT_FIXD_FL
-from nvnmd.sim.nvnmd_v0_model import MAX_TYPES as NTYPE_MAX
-from nvnmd.sim.nvnmd_v0_model import NvnmdV0Model
-from nvnmd.sim.nvnmd_v0_ops import map_flt
+from nvnmd.sim.nvnmd_v0.model import FIX_FRAC as NBIT_FIXD_FL
+from nvnmd.sim.nvnmd_v0.model import MAX_TYPES as NTYPE_MAX
+from nvnmd.sim.nvnmd_v0.model import NvnmdV0Model
+from nvnmd.sim.nvnmd_v0.ops import map_flt
 
 SECTIONS = ("cfg", "fps", "bps", "swt", "dsw", "fea", "gra")
 HEADER_WORDS = 128
