@@ -68,6 +68,15 @@ def encode_request(positions, types, cell, nlist, shifts, pbc: bool = True) -> C
     )
 
 
+def frame_request(coord, types, cell, rcut):
+    """Kernel arguments (coords, types, cell, nlist, shifts) for one float frame, list at rcut."""
+    from nvnmd.neighbors import build_neighbor_list
+
+    nl = build_neighbor_list(coord, cell, rcut)
+    req = encode_request(coord, types, cell, nl.nlist, nl.shifts)
+    return req.coords, req.types, req.cell, req.nlist, req.shifts
+
+
 def check_request(request: ComputeRequest, *, type_map, max_neighbors: int) -> np.ndarray:
     """Refuse a request no board profile can evaluate; returns the neighbour list as an array.
 

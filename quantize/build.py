@@ -53,8 +53,8 @@ def check_limits(student) -> None:
 
 def quantize(student, frames, *, close_distance: float | None = None, progress=None):
     """Returns (Nvq1Model, info dict)."""
+    from nvnmd.compute import frame_request
     from nvnmd.sim.nvq1.fast import FastKernel
-    from nvnmd.backends.sim import frame_request
 
     check_limits(student)
     nt = student.ntypes

@@ -24,8 +24,6 @@ grid and a trajectory stays bit-reproducible across runs, restarts and transport
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from nvnmd.backend import Result
@@ -38,12 +36,15 @@ SCREEN_MARGIN_A = 1.0  # slots screened once per this much motion (see ShortRang
 
 
 def table_floor(image) -> float | None:
-    """r_lo in Å for images whose radial tables end there (nvq1); None for other profiles."""
-    if image.profile != "nvq1":
-        return None
-    from nvnmd.sim.nvq1.model import LU
+    """r_lo in Å where the image's radial tables end (its profile says; None: no floor)."""
+    import nvnmd.sim
+    from nvnmd.errors import UnsupportedModelError
 
-    return math.sqrt(int(image.meta["k_lo"]) * 2.0**-LU)
+    try:
+        board = nvnmd.sim.profile(image.profile)
+    except UnsupportedModelError:  # a profile only a real board knows: no floor known here
+        return None
+    return board.table_floor(image)
 
 
 class ShortRangeGuard:

@@ -23,17 +23,12 @@ from nvnmd.neighbors import build_neighbor_list
 class SimBackend:
     name = "sim"
 
-    def __init__(self, image_or_path, kernel: str = "fast"):
+    def __init__(self, image_or_path, kernel: str | None = None):
         import nvnmd.sim
 
         image = image_or_path if isinstance(image_or_path, Image) else Image.read(Path(os.fspath(image_or_path)))
         self.image = image
-        if kernel == "fast":
-            self.sim = nvnmd.sim.load(image)
-        else:
-            from nvnmd.sim.nvq1 import load
-
-            self.sim = load(image, kernel=kernel)
+        self.sim = nvnmd.sim.load(image, kernel=kernel)
         self.type_map = list(self.sim.type_map)
         self.rcut = float(self.sim.rcut)
         self.guard = ShortRangeGuard.for_image(image, self.type_map)
@@ -50,9 +45,3 @@ class SimBackend:
         result = to_result(res, self.rcut, self.sim.sel, counters=res.counters)
         return result if self.guard is None else self.guard.apply(result, positions, types, cell, pbc, neighbors)
 
-
-def frame_request(coord, types, cell, rcut):
-    """Kernel arguments (coords, types, cell, nlist, shifts) for one float frame, list at rcut."""
-    nl = build_neighbor_list(coord, cell, rcut)
-    req = encode_request(coord, types, cell, nl.nlist, nl.shifts)
-    return req.coords, req.types, req.cell, req.nlist, req.shifts

@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+import nvnmd.sim
 from nvnmd.backend import Result
 from nvnmd.backends.sim import SimBackend
 from nvnmd.errors import UnsupportedModelError
@@ -26,15 +27,16 @@ class Tf64Backend(SimBackend):
 
     def __init__(self, image_or_path):
         image = image_or_path if isinstance(image_or_path, Image) else Image.read(Path(os.fspath(image_or_path)))
-        if image.profile != "nvq1":
-            raise UnsupportedModelError(
-                f"backend tf64 evaluates nvq1 images; this image is '{image.profile}' (use --backend sim)")
+        if "tf64" not in nvnmd.sim.profile(image.profile).kernels:
+            with_tf64 = [name for name in sorted(nvnmd.sim.PROFILES) if "tf64" in nvnmd.sim.profile(name).kernels]
+            raise UnsupportedModelError(f"backend tf64 evaluates {' or '.join(with_tf64)} images; "
+                                        f"this image is '{image.profile}' (use --backend sim)")
         super().__init__(image, kernel="tf64")
-        self.device = self.sim._fast.device
+        self.device = self.sim.device
         log.info("tf64 backend on %s", self.device)
 
     def close(self):
-        self.sim._fast.close()
+        self.sim.close()
 
     def compute(self, positions, types, cell, pbc=True, neighbors=None) -> Result:
         res = super().compute(positions, types, cell, pbc=pbc, neighbors=neighbors)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from nvnmd.compute import ComputeRequest, ComputeResult
-from nvnmd.sim.board import BoardModel
 from nvnmd.errors import StructureError
 from nvnmd.formats import CELL, COORD
+from nvnmd.sim.board import BoardModel, Profile
 from nvnmd.sim.nvnmd_v0 import ops as op
-from nvnmd.sim.nvnmd_v0.model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, N_LAYERS, PROFILE,
-                                      NvnmdV0Model)
+from nvnmd.sim.nvnmd_v0.model import (FIX_FRAC, GRAD_WX_FRAC, MAX_NEIGHBORS, MAX_TYPES, N_LAYERS,
+                                      PROFILE, NvnmdV0Model)
 
 
 class NvnmdV0Simulator(BoardModel):
@@ -308,3 +308,16 @@ def _assemble(slots, rij, nd, n):
 
 def load(image) -> NvnmdV0Simulator:
     return NvnmdV0Simulator(NvnmdV0Model.from_image(image))
+
+
+class NvnmdV0Profile(Profile):
+    name = PROFILE
+    max_types = MAX_TYPES
+    max_neighbors = MAX_NEIGHBORS
+    kernels = ("fast",)  # one float64 datapath; no table floor (its tables cover r = 0..rcut)
+
+    def _load(self, image, kernel: str) -> NvnmdV0Simulator:
+        return load(image)
+
+
+BOARD = NvnmdV0Profile()

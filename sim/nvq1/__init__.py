@@ -1,9 +1,10 @@
 """Profile "nvq1" (fpga/SPEC.md): the project's own board, everything about it in one room.
 
 model (fixed constants, decoded image), ref (SPEC as loops), fast (vectorised float64, exact),
-ckernel (its C pass), tf (TensorFlow float64), simulator (`load(image)` -> Nvq1Simulator).
+ckernel (its C pass), tf (TensorFlow float64), simulator (`load(image)` -> Nvq1Simulator, and
+BOARD: limits, kernels and table floor for the rest of nvnmd).
 """
 
-from nvnmd.sim.nvq1.simulator import Nvq1Simulator, load
+from nvnmd.sim.nvq1.simulator import BOARD, Nvq1Simulator, load
 
-__all__ = ["Nvq1Simulator", "load"]
+__all__ = ["BOARD", "Nvq1Simulator", "load"]

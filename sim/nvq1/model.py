@@ -8,6 +8,7 @@ image is refused with a clear error instead of producing wrong numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,11 @@ class Nvq1Model:
     @property
     def n_s(self) -> int:
         return self.g_tab.shape[2] - 1
+
+    @property
+    def table_floor(self) -> float:
+        """r_lo in Å: pairs closer than this are clamped to the first valid u segment (§5.2)."""
+        return u_grid_radius(self.k_lo)
 
     def gtab_index(self, ti, tj):
         return tj if self.type_one_side else ti * self.ntypes + tj
@@ -204,6 +210,11 @@ class Nvq1Model:
         for ok, what in checks:
             if not ok:
                 raise CorruptFileError(f"nvq1 image fails validation: {what}")
+
+
+def u_grid_radius(k: int) -> float:
+    """The distance (Å) at u grid point k: r = sqrt(k * 2^-LU) (SPEC §5.2)."""
+    return math.sqrt(int(k) * 2.0**-LU)
 
 
 def fixed_formats() -> dict:
