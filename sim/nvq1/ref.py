@@ -80,8 +80,12 @@ def tanh_unit(M: Nvq1Model, z: int, cnt: Counts):
     return (-th if neg else th), dt
 
 
-def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
-    """Returns (atom_energy[N], forces[N,3], virial[3,3], counts dict, overflow_atoms)."""
+def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts, trace: list | None = None):
+    """Returns (atom_energy[N], forces[N,3], virial[3,3], counts dict, overflow_atoms).
+
+    With `trace` (a list), one dict per atom is appended holding every intermediate of its
+    §5–§7 steps under the names of stages.py (per in-range slot k: "slots"[k]), so the stages
+    can be held to these loops one at a time (tests/test_sim_stages.py)."""
     cnt = Counts()
     fr = M.frac
     F_h, F_Gt, F_T, F_D = fr["h"], fr["Gt"], fr["T"], fr["D"]
@@ -100,6 +104,7 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
         t_acc = np.zeros((4, m1), dtype=np.int64)
         n_in = [0] * nt
         pairs = []
+        tr = None if trace is None else {"slots": {}, "z": [], "x": [], "dtanh": [], "pair_grads": {}}
         for k in range(nlist.shape[1]):
             j = int(nlist[i][k])
             if j < 0:
@@ -142,7 +147,9 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
                 Gq = np.zeros_like(Gq)
             for aa in range(4):
                 t_acc[aa] += R[aa] * G
-            pairs.append((j, r, h, qs, qh, R, G, Gq))
+            pairs.append((k, j, r, h, qs, qh, R, G, Gq))
+            if tr is not None:
+                tr["slots"][k] = dict(j=j, r=r, u=u, s=s, qs=qs, h=h, qh=qh, R=R, G=G, Gq=Gq)
         # §5.5 padded slots: a constant per (centre type, neighbour type)
         for tj in range(nt):
             t_acc[0] += max(M.sel[tj] - n_in[tj], 0) * M.pad[ti, tj]
@@ -155,6 +162,8 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
             for a2 in range(m2):
                 D[m, a2] = sum(int(T[aa, m]) * int(T[aa, a2]) for aa in range(4))
         x = cnt.sat(rnd(D, 2 * F_T - F_D), DATA_BITS, "D").reshape(-1)
+        if tr is not None:
+            tr.update(n_in=list(n_in), T=T, D=x)
         # §6 fitting net forward
         fx, saved = F_D, []
         for layer in M.layers[:-1]:
@@ -168,6 +177,10 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
             saved.append((fx, np.array(dt, dtype=np.int64)))
             x = cnt.sat(y + _shortcut(layer.shortcut, x, fx - F_A), DATA_BITS, "x")
             fx = F_A
+            if tr is not None:
+                tr["z"].append(z)
+                tr["x"].append(x)
+                tr["dtanh"].append(saved[-1][1])
         fin = M.layers[-1]
         Wf, Ef = fin.w[ti][:, 0], int(fin.e[ti][0])
         acc = int(x @ Wf)
@@ -188,6 +201,8 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
             g = cnt.sat(rnd(acc, M.f_g[l + 1] + emin - M.f_g[l]) + back, DATA_BITS, "g")
         # §7.2 descriptor: gT, then per pair gR̃, gG, gs̃, gh̃, gu, pair force
         gD = g.reshape(m1, m2)
+        if tr is not None:
+            tr.update(energy=int(atom_e[i]), gD=g)
         gT_acc = np.zeros((4, m1), dtype=np.int64)
         for aa in range(4):
             for m in range(m1):
@@ -198,7 +213,10 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
         gT = cnt.sat(rnd(gT_acc, M.f_g[0] + F_T - fr["gT"]), DATA_BITS, "gT")
         gTs = cnt.sat(rnd(gT, SHORT_SHIFT), W_BITS, "gT18")
         vir_i = [[0] * 3 for _ in range(3)]
-        for j, r, h, qs, qh, R, G, Gq in pairs:
+        if tr is not None:
+            tr.update(gT=gT, gTs=gTs)
+            trace.append(tr)
+        for k, j, r, h, qs, qh, R, G, Gq in pairs:
             gR = [cnt.sat(rnd(int(np.dot(gT[aa], G)), fr["gT"] + F_G - fr["gR"]), DATA_BITS, "gR") for aa in range(4)]
             gG = cnt.sat(rnd(sum(gTs[aa] * R[aa] for aa in range(4)), fr["gT"] - SHORT_SHIFT + F_S - fr["gG"]),
                          DATA_BITS, "gG")
@@ -209,6 +227,8 @@ def compute_reference(M: Nvq1Model, coords, types, cell, nlist, shifts):
             gu = cnt.sat(gu, DATA_BITS, "gu")
             f = [cnt.sat(rnd(2 * gu * r[dd], fr["gu"] + F_COORD - fr["p"]) + rnd(gR[1 + dd] * h, fr["gR"] + F_h - fr["p"]),
                          DATA_BITS, "pair_force") for dd in range(3)]
+            if tr is not None:
+                tr["pair_grads"][k] = dict(gR=gR, gG=gG, gs=gs, gh=gh, gu=gu, f=f)
             r18 = [rnd(v, F_COORD - F_R18) for v in r]
             for d0 in range(3):
                 force_acc[i][d0] += f[d0]
