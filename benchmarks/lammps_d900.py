@@ -75,7 +75,7 @@ def read_lammps_dump(path: Path, natoms: int) -> np.ndarray:
 
 
 def run_lammps(atoms, args, outdir: Path) -> dict:
-    from nvnmd.md.bench import import_lammps, lammps_session, lower_triangular
+    from nvnmd.bench.host import import_lammps, lammps_session, lower_triangular
     from nvnmd.student import load_student
 
     type_map = list(load_student(MODEL).type_map)

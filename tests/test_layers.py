@@ -56,7 +56,7 @@ def _within(name, prefix):
 
 def _is_command(module):
     last = module.rsplit(".", 1)[-1]
-    return last in ("cli", "commands", "calculator") or _within(module, "nvnmd.bench") or last == "bench"
+    return last in ("cli", "commands", "calculator") or _within(module, "nvnmd.bench")
 
 
 def _layer(module):

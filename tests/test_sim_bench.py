@@ -29,7 +29,7 @@ def test_interleaved_timer_separates_wall_and_cpu_time():
     import time
     from types import SimpleNamespace
 
-    from nvnmd.bench import _time_interleaved
+    from nvnmd.bench.sim import _time_interleaved
 
     calls = []
 

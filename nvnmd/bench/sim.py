@@ -1,16 +1,10 @@
-"""`nvnmd bench NAME`: speed benchmarks, one registry so other parts add their own.
-
-BENCHES maps a benchmark name to "module:function"; the function takes the parsed arguments
-and returns a dict with "rows" (list of dicts with at least "what" and "us_per_atom_step")
-and optional "notes". `sim` compares the fast nvq1 simulator with deepmd-kit's DeepPot on the
-same student, compressed with `dp --tf compress` at bench time, on the same frames in the
-same run.
+"""`nvnmd bench sim`: the fast nvq1 simulator next to deepmd-kit's DeepPot on the same student,
+compressed with `dp --tf compress` at bench time, on the same frames in the same run; and what
+the simulator benchmarks share (interleaved timing, thread pinning in a child, inputs).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import os
 import shutil
@@ -23,45 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.errors import NvnmdError
-
-BENCHES: dict[str, str] = {
-    "sim": "nvnmd.bench:bench_sim",
-    "host": "nvnmd.md.bench:run",
-    "link": "nvnmd.host.bench:run",
-    "tf64": "nvnmd.backends.tf64:bench",
-}
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="speed benchmarks (µs/atom/step)")
-    p.add_argument("name", help="benchmark: " + ", ".join(sorted(BENCHES)))
-    p.add_argument("--student", help="float student (default: the embedded LGPS student)")
-    p.add_argument("--image", help="nvq1 image of that student (default: quantized at bench time)")
-    p.add_argument("--frames", help="frames to run (default: the shipped 400-atom LGPS frames)")
-    p.add_argument("--repeat", type=int, default=5, help="evaluations per frame (default 5)")
-    p.add_argument("--threads", type=int, default=1, help="threads for TensorFlow and BLAS (default 1)")
-    p.add_argument("--sizes", help="host: comma-separated atom counts (default 10000,100000)")
-    p.add_argument("--steps", type=int, help="host: MD steps per size (default: about 4e6 atom-steps, 50..400)")
-    p.add_argument("--json", help="write the results as JSON here")
-    p.set_defaults(func=cmd_bench)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    target = BENCHES.get(args.name)
-    if target is None:
-        raise NvnmdError(f"unknown benchmark '{args.name}' (known: {', '.join(sorted(BENCHES))})")
-    module, func = target.split(":")
-    out = getattr(importlib.import_module(module), func)(args)
-    print(f"{'what':<52}{'µs/atom/step':>14}{'speed-up':>10}")
-    base = next((r["us_per_atom_step"] for r in out["rows"] if r.get("baseline")), None)
-    for r in out["rows"]:
-        up = f"{base / r['us_per_atom_step']:.2f}x" if base else ""
-        print(f"{r['what']:<52}{r['us_per_atom_step']:>14.2f}{up:>10}")
-    for note in out.get("notes", []):
-        print(note)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
-    return 0
 
 
 def _time_interleaved(contenders: dict, frames, repeat) -> dict:
@@ -155,6 +110,7 @@ def bench_sim(args) -> dict:
         return child
     from deepmd.infer import DeepPot
 
+    import nvnmd.sim
     from nvnmd.quiet import quiet_native
 
     student_path, frames, backend = bench_inputs(args)
@@ -169,15 +125,13 @@ def bench_sim(args) -> dict:
         def dp_eval(dp):
             return lambda fr: dp.eval(fr.coord.reshape(1, -1), fr.cell.reshape(1, 9), fr.types)
 
-        from nvnmd.sim.nvq1.fast import FastKernel
-
         contenders = {
             "deepmd-kit DeepPot, compressed (TF CPU)": dp_eval(dp_c),
             "deepmd-kit DeepPot, uncompressed (TF CPU)": dp_eval(dp_u),
             "nvq1 fast simulator, kernel (list given)": lambda fr: sim.compute(reqs[id(fr)]),
         }
-        if getattr(sim, "profile", "") == "nvq1":
-            numpy_only = FastKernel(sim.model, use_c=False)
+        if "numpy" in nvnmd.sim.profile(sim.profile).kernels:
+            numpy_only = nvnmd.sim.load(backend.image, kernel="numpy").engine
             contenders["nvq1 fast simulator, numpy only (no C loops)"] = lambda fr: numpy_only.compute(
                 *(getattr(reqs[id(fr)], k) for k in ("coords", "types", "cell", "nlist", "shifts")))
         contenders["nvq1 sim backend (nlist + encode + kernel + decode)"] = (
