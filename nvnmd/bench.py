@@ -50,6 +50,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     target = BENCHES.get(args.name)
     if target is None:
         raise NvnmdError(f"unknown benchmark '{args.name}' (known: {', '.join(sorted(BENCHES))})")
+    if args.json:
+        from nvnmd.outputs import check_output_file
+
+        check_output_file(args.json, "--json")
     module, func = target.split(":")
     out = getattr(importlib.import_module(module), func)(args)
     print(f"{'what':<52}{'µs/atom/step':>14}{'speed-up':>10}")
@@ -140,10 +144,9 @@ def bench_inputs(args):
     frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
     if args.image:
         return student_path, frames, SimBackend(args.image)
-    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.student_image import student_image
 
-    model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-    return student_path, frames, SimBackend(model.to_image())
+    return student_path, frames, SimBackend(student_image(student_path))
 
 
 def bench_sim(args) -> dict:
