@@ -127,13 +127,9 @@ def _load_or_quantize(model):
         if not Path(model).is_file():
             raise NvnmdError(f"model not found: {model}")
         return Image.read(model)
-    from nvnmd.quantize.build import quantize
-    from nvnmd.quantize.data import default_frames_path, load_frames
-    from nvnmd.student import load_student
+    from nvnmd.quantize.student_image import student_image
 
-    student = load_student(Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "lgps_student.pb")
-    model_, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-    return Image.from_bytes(model_.to_image().to_bytes())
+    return student_image()
 
 
 def cmd_selftest(args) -> int:

@@ -100,10 +100,18 @@ class Image:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old or the complete new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write a file so that readers see either the old or the complete new content, with the
+    mode every other output gets (0666 less the umask)."""
+    from nvnmd.errors import NvnmdError
+    from nvnmd.outputs import output_mode
+
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # the message names the user's path, never the temp file's
+        raise NvnmdError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        os.fchmod(fd, output_mode())  # mkstemp makes it 0600; outputs get what open() would give
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -231,6 +231,17 @@ def default_student_path() -> Path:
     return Path(__file__).parent / "data" / "lgps_student.pb"
 
 
+def model_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a model file: what images made from it and runs of it record as its identity."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_student(path: str | os.PathLike) -> Student:
     path = Path(path)
     if not path.exists():

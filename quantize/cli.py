@@ -36,11 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work is done (a traceback after minutes of
     calibration helps nobody)."""
+    from nvnmd.outputs import check_output_dir, check_output_file
+
     if Path(args.output).is_dir():
         raise NvnmdError(f"-o {args.output}: is a directory; give the image file to write")
+    check_output_file(args.output, "-o")
     for opt, value in (("--emit-mem", args.emit_mem), ("--report", args.report)):
-        if value and Path(value).exists() and not Path(value).is_dir():
-            raise NvnmdError(f"{opt} {value}: exists and is not a directory")
+        if value:
+            check_output_dir(value, opt)
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
@@ -69,13 +72,16 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from nvnmd.quantize.data import default_frames_path, load_frames
     from nvnmd.student import load_student
 
+    from nvnmd.student import model_sha256
+
     student = load_student(args.student)
     check_limits(student)  # a model the board cannot hold is refused before any frame is read
     frames = load_frames(args.calib or default_frames_path(), student.type_map, fmt=args.calib_fmt)
     model, info = quantize(student, frames)
     info["source"] = str(args.student)
     info["calib"] = str(args.calib or "nvnmd/data/frames")
-    model.meta_extra.update({"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]}})
+    model.meta_extra.update({"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]},
+                             "model_sha256": model_sha256(args.student)})
     image = model.to_image()
     image.write(args.output)
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes, profile nvq1, "
@@ -110,11 +116,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     from nvnmd.quantize.data import load_frames
     from nvnmd.quantize.evaluate import compare, format_table, run_deeppot, run_image
 
+    from nvnmd.outputs import check_output_file
+
     path = Path(args.model)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
-    if args.json and Path(args.json).is_dir():
-        raise NvnmdError(f"--json {args.json}: is a directory; give the file to write")
+    if args.json:
+        check_output_file(args.json, "--json")
     backend = SimBackend(path)
     frames = load_frames(args.system, backend.type_map, fmt=args.fmt)
     pred, stats = run_image(backend, frames)

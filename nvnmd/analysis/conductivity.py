@@ -109,8 +109,10 @@ def arrhenius(temperatures, sigma_mS_cm, sigma_err=None, t_eval: float = 300.0) 
     T = np.asarray(temperatures, dtype=float)
     s = np.asarray(sigma_mS_cm, dtype=float)
     if len(T) < 2 or np.any(s <= 0):
+        note = (f"Ea and σ({t_eval:g} K) need runs at two temperatures or more; there is {len(T)}" if len(T) < 2
+                else "need ≥ 2 temperatures with positive σ")
         return {"Ea_eV": float("nan"), "Ea_err_eV": float("nan"), "sigma_300K_mS_cm": float("nan"),
-                "sigma_300K_err_mS_cm": float("nan"), "note": "need ≥ 2 temperatures with positive σ"}
+                "sigma_300K_err_mS_cm": float("nan"), "note": note}
     y = np.log(s * T)
     x = 1.0 / (KB_EV * T)
     weighted = sigma_err is not None and np.all(np.isfinite(sigma_err)) and np.all(np.asarray(sigma_err) > 0)

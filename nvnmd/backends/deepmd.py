@@ -31,7 +31,10 @@ class DeepmdBackend:
     def __init__(self, model_path):
         from nvnmd.student import load_student
 
+        from nvnmd.student import model_sha256
+
         student = load_student(model_path)
+        self.model_sha256 = model_sha256(model_path)  # what a run's checkpoint records it ran
         with quiet_native():
             from deepmd.infer import DeepPot
 

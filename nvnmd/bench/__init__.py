@@ -42,6 +42,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     target = BENCHES.get(args.name)
     if target is None:
         raise NvnmdError(f"unknown benchmark '{args.name}' (known: {', '.join(sorted(BENCHES))})")
+    if args.json:
+        from nvnmd.outputs import check_output_file
+
+        check_output_file(args.json, "--json")
     module, func = target.split(":")
     out = getattr(importlib.import_module(module), func)(args)
     print(f"{'what':<52}{'µs/atom/step':>14}{'speed-up':>10}")

@@ -95,10 +95,9 @@ def bench_inputs(args):
     frames = load_frames(args.frames or default_frames_path() / "lgps400", student.type_map)
     if args.image:
         return student_path, frames, SimBackend(args.image)
-    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.student_image import student_image
 
-    model, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-    return student_path, frames, SimBackend(model.to_image())
+    return student_path, frames, SimBackend(student_image(student_path))
 
 
 def bench_sim(args) -> dict:

@@ -1,4 +1,11 @@
-"""`nvnmd md`, `nvnmd conductivity` and `nvnmd demo`: the jobs users run."""
+"""`nvnmd md`, `nvnmd conductivity` and `nvnmd demo`: the jobs users run.
+
+Everything a command can check is checked before any work starts (options, structure,
+output directory, a run already in -o, the settings of the run it would resume), so a bad
+input costs a second, not a quantization or a trajectory. A directory holding a run is
+continued with --resume (same settings) or replaced with --overwrite, never overwritten
+silently. All MD commands share one set of defaults, MDConfig's (CSVR, 2 fs).
+"""
 
 from __future__ import annotations
 
@@ -19,36 +26,46 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
 
 
-def _md_args(p: argparse.ArgumentParser, steps: int, dt: float, ensemble: str = "langevin") -> None:
+RUN_FILES = ("checkpoint.npz", "traj.extxyz", "thermo.csv")
+SHIPPED_SUPERCELL = "2,2,1"  # the shipped 50-atom cell x 4: 200 atoms, every cell height > rcut + skin
+
+
+def _md_args(p: argparse.ArgumentParser, steps: int) -> None:
+    from nvnmd.md.engine import MDConfig
+
+    d = MDConfig()
     p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
-    p.add_argument("--supercell", default="2,2,1", help="repeat the structure a,b,c times (default 2,2,1)")
-    p.add_argument("--ensemble", default=ensemble, choices=["nve", "langevin", "csvr", "nose-hoover"],
-                   help=f"integrator / thermostat (default {ensemble})")
-    p.add_argument("--tau", type=float, default=100.0, help="csvr / nose-hoover time constant in fs (default 100)")
-    p.add_argument("--friction", type=float, default=0.01, help="langevin friction in 1/fs (default 0.01)")
+    p.add_argument("--supercell", help=f"repeat the structure a,b,c times (default {SHIPPED_SUPERCELL} for the "
+                                       "shipped structure, 1,1,1 for --structure)")
+    p.add_argument("--ensemble", default=d.ensemble, choices=["nve", "langevin", "csvr", "nose-hoover"],
+                   help=f"integrator / thermostat (default {d.ensemble})")
+    p.add_argument("--tau", type=float, default=d.tau_fs, help=f"csvr / nose-hoover time constant in fs (default {d.tau_fs:g})")
+    p.add_argument("--friction", type=float, default=d.friction_per_fs,
+                   help=f"langevin friction in 1/fs (default {d.friction_per_fs:g})")
     p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--dt", type=float, default=dt, help="time step in fs")
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--skin", type=float, default=1.0, help="Verlet skin in Å")
+    p.add_argument("--dt", type=float, default=d.dt_fs, help=f"time step in fs (default {d.dt_fs:g})")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--skin", type=float, default=d.skin, help="Verlet skin in Å")
     p.add_argument("--no-guard", action="store_true",
                    help="the bare model: no short-range wall below the training data's closest pairs")
     p.add_argument("--traj-every", type=int, default=10)
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("-o", "--output", default="runs/md", help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace the run(s) already in --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("md", help="run MD on a structure with any backend (trajectory, thermo, checkpoints)")
     _backend_args(p)
-    _md_args(p, steps=1000, dt=1.0)
+    _md_args(p, steps=1000)
     p.add_argument("-T", "--temperature", type=float, default=900.0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
     p.set_defaults(func=cmd_md)
 
     c = sub.add_parser("conductivity", help="NVT MD at several temperatures -> D(Li), σ, Arrhenius Ea and σ(300 K)")
     _backend_args(c)
-    _md_args(c, steps=20000, dt=2.0, ensemble="csvr")  # CSVR barely perturbs diffusion; Langevin slows it
+    _md_args(c, steps=20000)
     c.add_argument("-T", "--temperatures", default="700,900,1100", help="comma-separated temperatures in K")
     c.add_argument("--analyse-only", action="store_true", help="only analyse existing trajectories in --output")
     c.set_defaults(func=cmd_conductivity, output="runs/conductivity")
@@ -60,41 +77,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=cmd_demo)
 
 
+def _supercell(args) -> tuple[int, int, int]:
+    text = args.supercell if args.supercell is not None else ("1,1,1" if args.structure else SHIPPED_SUPERCELL)
+    try:
+        reps = tuple(int(x) for x in str(text).split(","))
+    except ValueError:
+        reps = ()
+    if len(reps) != 3 or min(reps) < 1:
+        raise NvnmdError(f"--supercell must be three positive integers like 2,2,1, got {text}")
+    return reps
+
+
 def _structure(args):
     from ase.io import read
 
+    from nvnmd.md.engine import check_memory, check_structure
     from nvnmd.md.workflow import lgps_supercell
 
-    reps = [int(x) for x in str(args.supercell).split(",")]
-    if len(reps) != 3 or min(reps) < 1:
-        raise NvnmdError(f"--supercell must be three positive integers like 2,2,1, got {args.supercell}")
+    reps = _supercell(args)
     if args.structure:
         try:
             atoms = read(args.structure)
         except Exception as exc:  # ASE raises many types for unreadable files
             raise NvnmdError(f"cannot read structure {args.structure}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        return atoms.repeat(reps)
-    return lgps_supercell(reps)
+    else:
+        atoms = lgps_supercell((1, 1, 1))
+    check_structure(atoms)
+    check_memory(len(atoms) * reps[0] * reps[1] * reps[2], backend=getattr(args, "backend", "auto"),
+                 what=f"--supercell {','.join(map(str, reps))}")
+    return atoms.repeat(reps)
 
 
 def ensure_image(model, image, outdir: Path, log=print):
-    """The image to run: the given one, or the student quantized once into outdir/model.nvq."""
+    """The image to run: the given one, or the student quantized into outdir/model.nvq. A
+    model.nvq already there is reused only if it was made from this model (its meta carries
+    the model's SHA-256); otherwise it is made again, and that is said."""
     if image:
         return image
     from nvnmd.image import Image
-    from nvnmd.quantize.build import quantize
-    from nvnmd.quantize.data import default_frames_path, load_frames
-    from nvnmd.student import default_student_path, load_student
+    from nvnmd.quantize.student_image import image_model_sha256, student_image
+    from nvnmd.student import model_sha256
+    from nvnmd.student import default_student_path
 
+    model = Path(model) if model else default_student_path()
+    if not model.exists():
+        raise FileNotFoundError(2, "No such file", str(model))
     path = outdir / "model.nvq"
+    want = model_sha256(model)
     if path.exists():
-        Image.read(path)  # refuse a corrupted cache loudly rather than run it
-        return path
-    student = load_student(model or default_student_path())
-    log(f"quantizing {student.source} -> {path}")
-    q, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
-    q.meta_extra["source"] = student.source
-    q.to_image().write(path)
+        cached = Image.read(path)  # refuse a corrupted cache loudly rather than run it
+        have = image_model_sha256(cached)
+        if have == want:
+            return path
+        made_from = f"{cached.meta.get('source') or 'another model'} (sha256 {have[:12]})" if have else \
+            "a model it does not record"
+        log(f"{path} was quantized from {made_from}, not {model} (sha256 {want[:12]}): quantizing again")
+    log(f"quantizing {model} -> {path}")
+    student_image(model).write(path)
     return path
 
 
@@ -121,19 +160,66 @@ def _config(args, temperature: float):
         raise NvnmdError("--steps must be ≥ 1 and --dt > 0")
     if args.tau <= 0 or args.friction <= 0:
         raise NvnmdError("--tau and --friction must be > 0")
+    if args.traj_every < 1 or args.checkpoint_every < 1:
+        raise NvnmdError(f"--traj-every and --checkpoint-every must be ≥ 1 step, got {args.traj_every} and "
+                         f"{args.checkpoint_every}")
+    if args.skin < 0:
+        raise NvnmdError(f"--skin must be ≥ 0 Å, got {args.skin:g}")
     return MDConfig(ensemble=args.ensemble, temperature=temperature, dt_fs=args.dt, steps=args.steps, seed=args.seed,
                     skin=args.skin, traj_every=args.traj_every, thermo_every=args.traj_every,
                     checkpoint_every=args.checkpoint_every, tau_fs=args.tau, friction_per_fs=args.friction)
 
 
+def _run_files(run_dir: Path) -> list[str]:
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
+def _precheck_resume(run_dir: Path, config, atoms, args) -> None:
+    """Refuse, before any work, a resume whose settings differ from the checkpoint's (what
+    can be known without the backend: the MD settings, the atoms and, for an image quantized
+    here, the model; run_md compares the rest before it writes anything)."""
+    from nvnmd.md.engine import load_checkpoint, resume_mismatch
+
+    ckpt = run_dir / "checkpoint.npz"
+    if not ckpt.exists():
+        raise NvnmdError(f"cannot resume: no checkpoint at {ckpt}")
+    run = {"natoms": len(atoms), "formula": atoms.get_chemical_formula()}
+    if getattr(args, "image", None) is None and args.backend != "deepmd":
+        from nvnmd.student import model_sha256
+        from nvnmd.student import default_student_path
+
+        model = Path(args.model) if args.model else default_student_path()
+        if model.exists():
+            run["model_sha256"] = model_sha256(model)
+    why = resume_mismatch(load_checkpoint(ckpt), config, run)
+    if why:
+        raise NvnmdError(f"cannot resume {ckpt}: {why} (continue with the checkpoint's settings, "
+                         f"or start again with --overwrite or another -o)")
+
+
+def _temperature(value: float, opt: str = "-T") -> float:
+    if not value > 0 or value == float("inf"):
+        raise NvnmdError(f"{opt} must be a temperature above 0 K, got {value:g}")
+    return value
+
+
 def cmd_md(args) -> int:
     from nvnmd.md.engine import run_md
+    from nvnmd.outputs import check_output_dir
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.resume and args.overwrite:
+        raise NvnmdError("--resume continues the run in --output, --overwrite replaces it: give one")
+    config = _config(args, _temperature(args.temperature))
     atoms = _structure(args)
+    out = check_output_dir(args.output)
+    existing = _run_files(out)
+    if args.resume:
+        _precheck_resume(out, config, atoms, args)
+    elif existing and not args.overwrite:
+        raise NvnmdError(f"-o {out} holds a run ({', '.join(existing)}): continue it with --resume, "
+                         f"replace it with --overwrite, or choose another -o")
     backend = _make(args, out)
-    summary = run_md(atoms, backend, _config(args, args.temperature), out, resume=args.resume, progress=not args.quiet)
+    summary = run_md(atoms, backend, config, out, resume=args.resume, progress=not args.quiet)
     print(f"{summary['steps']} steps, {summary['natoms']} atoms: {summary['us_per_atom_step']:.1f} µs/atom/step, "
           f"{summary['ns_per_day']:.3f} ns/day; outputs in {out}")
     if summary["guard_evaluations"]:
@@ -147,28 +233,42 @@ def _temps(text: str) -> list[float]:
         temps = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise NvnmdError(f"--temperatures must be comma-separated numbers, got {text}") from None
-    if not temps or min(temps) <= 0:
-        raise NvnmdError("--temperatures must be positive")
+    if not temps:
+        raise NvnmdError("--temperatures must be comma-separated numbers, got nothing")
+    for t in temps:
+        _temperature(t, "--temperatures")
+    if len(set(temps)) != len(temps):
+        raise NvnmdError(f"--temperatures lists a temperature twice: {text}")
     return temps
 
 
 def cmd_conductivity(args) -> int:
-    from nvnmd.md.workflow import conductivity_workflow
+    from nvnmd.md.workflow import check_runs, conductivity_workflow
+    from nvnmd.outputs import check_output_dir
 
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.analyse_only and args.overwrite:
+        raise NvnmdError("--analyse-only reads the runs in --output, --overwrite replaces them: give one")
+    temps = _temps(args.temperatures)
+    config = _config(args, 0.0)
     atoms = _structure(args)
+    out = check_output_dir(args.output)
+    check_runs(out, temps, config, atoms, analyse_only=args.analyse_only, overwrite=args.overwrite)
     backend = None if args.analyse_only else _make(args, out)
-    summary = conductivity_workflow(atoms, backend, _temps(args.temperatures), _config(args, 0.0), out,
-                                    analyse_only=args.analyse_only, progress=not args.quiet)
+    summary = conductivity_workflow(atoms, backend, temps, config, out, analyse_only=args.analyse_only,
+                                    progress=not args.quiet, overwrite=args.overwrite)
     _print_summary(summary, out)
     return 0
 
 
 def _print_summary(summary: dict, out: Path) -> None:
     fit = summary["arrhenius"]
-    print(f"Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
-          f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)")
+    if len(summary["runs"]) < 2:
+        r = summary["runs"][0]
+        print(f"T = {r['T_K']:g} K: D = {r['D_cm2_s']:.3e} cm²/s, σ = {r['sigma_mS_cm']:.3g} mS/cm; "
+              f"Ea and σ(300 K) need runs at two temperatures or more (-T 700,900,1100)")
+    else:
+        print(f"Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
+              f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)")
     print(f"wrote {out}/conductivity.json, conductivity.csv, msd.png, arrhenius.png")
 
 
@@ -177,13 +277,15 @@ def cmd_demo(args) -> int:
     from nvnmd.md.engine import MDConfig
     from nvnmd.md.workflow import conductivity_workflow, lgps_supercell
 
+    from nvnmd.outputs import check_output_dir
+
     logging.basicConfig(level=logging.WARNING)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.steps < 1:
+        raise NvnmdError(f"--steps must be ≥ 1, got {args.steps}")
+    out = check_output_dir(args.output)
     image = ensure_image(None, None, out)
-    atoms = lgps_supercell((2, 2, 1))
-    config = MDConfig(ensemble="csvr", dt_fs=2.0, steps=args.steps, traj_every=10, thermo_every=10,
-                      checkpoint_every=1000, tau_fs=100.0)
+    atoms = lgps_supercell(tuple(int(r) for r in SHIPPED_SUPERCELL.split(",")))
+    config = MDConfig(steps=args.steps, traj_every=10, thermo_every=10, checkpoint_every=1000)
     with DemoBoard(image) as board:
         print(f"backend: {board.description}")
         summary = conductivity_workflow(atoms, board.backend, [700.0, 900.0, 1100.0], config, out,

@@ -2,7 +2,10 @@
 
 `conductivity_workflow` runs (or, with `analyse_only`, re-reads) one trajectory per
 temperature under `outdir/T{T}K/`, then writes `conductivity.json`, `conductivity.csv`,
-`msd.png` and `arrhenius.png`. Every run can be resumed; finished runs are not redone.
+`msd.png` and `arrhenius.png`. Every run can be resumed; finished runs are not redone. The
+settings are part of a run's identity: a temperature's run directory whose checkpoint holds
+other settings (dt, ensemble, thermostat, seed, atoms, image/model) is refused, or with
+`overwrite` run again from the start, never silently reused (`check_runs`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.analysis.conductivity import arrhenius, diffusion, nernst_einstein
+from nvnmd.errors import NvnmdError
 from nvnmd.image import write_atomic
-from nvnmd.md.engine import MDConfig, read_trajectory, run_md
+from nvnmd.md.engine import MDConfig, load_checkpoint, read_trajectory, resume_mismatch, run_identity, run_md
 
 
 def default_structure_path() -> Path:
@@ -40,29 +44,57 @@ def _thermostat(config: MDConfig) -> dict:
     return {}
 
 
-def _run_done(run_dir: Path, steps: int) -> bool:
+def _run_config(config: MDConfig, T: float) -> MDConfig:
+    return replace(config, temperature=float(T), seed=config.seed + int(round(T)))
+
+
+def _mismatch(run_dir: Path, cfg: MDConfig, run: dict) -> str | None:
     ck = run_dir / "checkpoint.npz"
-    if not ck.exists():
-        return False
-    with np.load(ck, allow_pickle=False) as z:
-        return int(z["step"]) >= steps
+    return resume_mismatch(load_checkpoint(ck), cfg, run) if ck.exists() else None
+
+
+def check_runs(outdir, temperatures, config: MDConfig, atoms, backend=None, analyse_only: bool = False,
+               overwrite: bool = False) -> None:
+    """Refuse runs in `outdir` made with other settings than these (before any work when
+    called without the backend: MD settings and atoms; with it, also backend and image)."""
+    run = run_identity(atoms, backend) if backend is not None else \
+        {"natoms": len(atoms), "formula": atoms.get_chemical_formula()}
+    for T in temperatures:
+        run_dir = Path(outdir) / f"T{int(round(T))}K"
+        if analyse_only:
+            if not (run_dir / "traj.extxyz").exists():
+                raise NvnmdError(f"--analyse-only: no trajectory at {run_dir / 'traj.extxyz'}")
+            continue
+        why = None if overwrite else _mismatch(run_dir, _run_config(config, T), run)
+        if why:
+            raise NvnmdError(f"{run_dir} holds a run with other settings: {why} (use another -o, the same "
+                             f"settings, or --overwrite to run it again)")
+
+
+def _steps_done(run_dir: Path) -> int:
+    ck = run_dir / "checkpoint.npz"
+    return int(load_checkpoint(ck)["step"]) if ck.exists() else -1
 
 
 def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir, ion: str = "Li",
                           analyse_only: bool = False, progress: bool = True, log=print,
-                          backend_note: str | None = None) -> dict:
+                          backend_note: str | None = None, overwrite: bool = False) -> dict:
     outdir = Path(outdir)
     rows, curves = [], {}
+    if analyse_only:
+        config = _stored_config(outdir, temperatures, config)
+    else:
+        check_runs(outdir, temperatures, config, atoms, backend, overwrite=overwrite)
     for T in temperatures:
         run_dir = outdir / f"T{int(round(T))}K"
-        cfg = replace(config, temperature=float(T), seed=config.seed + int(round(T)))
+        cfg = _run_config(config, T)
         if not analyse_only:
-            if _run_done(run_dir, cfg.steps):
+            if not overwrite and _steps_done(run_dir) >= cfg.steps:
                 log(f"T = {T:g} K: already complete in {run_dir}")
             else:
-                resume = (run_dir / "checkpoint.npz").exists()
+                resume = not overwrite and (run_dir / "checkpoint.npz").exists()
                 log(f"T = {T:g} K: {'resuming' if resume else 'running'} {cfg.steps} steps of {cfg.dt_fs:g} fs in {run_dir}")
-                done = run_md(atoms, backend, cfg, run_dir, resume=resume, progress=progress)
+                done = run_md(atoms, backend, cfg, run_dir, resume=resume, progress=progress, log=log)
                 if done["guard_evaluations"]:
                     log(f"T = {T:g} K: the short-range guard acted in {done['guard_evaluations']} force evaluations")
         times, pos, symbols, cell = read_trajectory(run_dir / "traj.extxyz")
@@ -102,6 +134,28 @@ def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir
     write_atomic(outdir / "conductivity.csv", buf.getvalue().encode())
     _plots(outdir, curves, rows, fit, ion)
     return summary
+
+
+def _stored_config(outdir: Path, temperatures, config: MDConfig) -> MDConfig:
+    """For --analyse-only: the settings the runs were made with (from their checkpoints), so
+    conductivity.json describes the trajectories it analysed, not the command line."""
+    from dataclasses import fields
+
+    stored = None
+    for T in temperatures:
+        ck = outdir / f"T{int(round(T))}K" / "checkpoint.npz"
+        if not ck.exists():
+            continue
+        cfg = json.loads(str(load_checkpoint(ck)["config"]))
+        cfg["seed"] = int(cfg["seed"]) - int(round(T))
+        cfg["temperature"] = config.temperature
+        known = {f.name for f in fields(MDConfig)}
+        cfg = MDConfig(**{k: v for k, v in cfg.items() if k in known})
+        if stored is None:
+            stored = cfg
+        elif replace(cfg, steps=stored.steps) != stored:
+            raise NvnmdError(f"the runs in {outdir} were made with different settings ({ck} differs from the first)")
+    return stored or config
 
 
 def _plots(outdir: Path, curves, rows, fit, ion) -> None:

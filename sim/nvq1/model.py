@@ -189,7 +189,10 @@ class Nvq1Model:
         ntab = nt if self.type_one_side else nt * nt
         checks = [
             (1 <= nt <= MAX_TYPES, f"{nt} types (board holds {MAX_TYPES})"),
-            (len(self.sel) == nt and sum(self.sel) <= MAX_SEL_TOTAL, f"sel {self.sel} (sum ≤ {MAX_SEL_TOTAL})"),
+            (len(self.sel) == nt and self.u_tab.shape[0] == nt,
+             f"type_map {' '.join(self.type_map)} names {nt} elements, but sel and the u tables are for "
+             f"{len(self.sel)} and {self.u_tab.shape[0]}"),
+            (sum(self.sel) <= MAX_SEL_TOTAL, f"sel {self.sel} (sum ≤ {MAX_SEL_TOTAL})"),
             (0 < self.rcut <= MAX_RCUT, f"rcut {self.rcut}"),
             (self.u_tab.shape[:2] == (nt, 4), "u table shape"),
             (self.g_tab.shape[0] == ntab and self.g_tab.shape[1] == 2 and self.g_tab.shape[3] == m1, "G table shape"),
