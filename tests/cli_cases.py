@@ -129,24 +129,28 @@ def run_cases(r: Runner) -> None:
     r.case("--supercell 2,2", [*MD[:5], "--supercell", "2,2", "--steps", "2", "--quiet", "-o", "sc2"])
     r.case("--steps 0", [*MD, "--steps", "0", "-o", "s0"])
     # checkpoints
-    r.sh([*MD, "-o", "base", "--steps", "4", "--checkpoint-every", "2"])
+    # the run every resume case starts from: the same explicit settings in every checkout
+    # (the defaults changed: Langevin 1 fs before issue 16, CSVR 2 fs after)
+    base = [*MD, "--ensemble", "langevin", "--dt", "1"]
+    r.sh([*base, "-o", "base", "--steps", "4", "--checkpoint-every", "2"])
     for name in ("trunc", "rand"):
         shutil.copytree(w / "base", w / name)
     raw = (w / "base" / "checkpoint.npz").read_bytes()
     (w / "trunc" / "checkpoint.npz").write_bytes(raw[: len(raw) // 2])
     (w / "rand" / "checkpoint.npz").write_bytes(os.urandom(len(raw)))
-    r.case("truncated checkpoint, --resume", [*MD, "--steps", "6", "--resume", "-o", "trunc"])
-    r.case("random-bytes checkpoint, --resume", [*MD, "--steps", "6", "--resume", "-o", "rand"])
+    r.case("truncated checkpoint, --resume", [*base, "--steps", "6", "--resume", "-o", "trunc"])
+    r.case("random-bytes checkpoint, --resume", [*base, "--steps", "6", "--resume", "-o", "rand"])
     mismatches = [
         ("atom count", ["--supercell", "1,1,2"]), ("--dt", ["--dt", "2"]), ("-T", ["-T", "1200"]),
         ("--seed", ["--seed", "5"]), ("--ensemble", ["--ensemble", "csvr"]), ("--friction", ["--friction", "0.05"]),
+        ("--traj-every", ["--traj-every", "1"]),
         ("--image (other model)", ["--image", "other.nvq"]), ("--backend deepmd", ["--backend", "deepmd"]),
         ("--no-guard", ["--no-guard"]),
     ]
     for k, (what, extra) in enumerate(mismatches):
         d = f"mm{k}"
         shutil.copytree(w / "base", w / d)
-        argv = [*MD, "--steps", "6", "--resume", "-o", d]
+        argv = [*base, "--steps", "6", "--resume", "-o", d]
         if "--supercell" in extra:
             argv = [a for a in argv]
             argv[argv.index("--supercell") + 1] = extra[1]
@@ -157,8 +161,8 @@ def run_cases(r: Runner) -> None:
             thermo = (w / d / "thermo.csv").read_text().strip().splitlines()
             r.rows[-1]["note"] = "times in thermo.csv: " + ", ".join(l.split(",")[1][:6] for l in thermo[1:])
     shutil.copytree(w / "base", w / "again")
-    r.case("md again into a run dir, no --resume", [*MD, "-o", "again"])
-    r.case("md again into a run dir, --overwrite", [*MD, "--overwrite", "-o", "again"])
+    r.case("md again into a run dir, no --resume", [*base, "-o", "again"])
+    r.case("md again into a run dir, --overwrite", [*base, "--overwrite", "-o", "again"])
     # a cached model.nvq and another --model
     (w / "cache").mkdir()
     shutil.copy(w / "def.nvq", w / "cache" / "model.nvq")
