@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="board URL for the board backend")
     p.add_argument("--structure", help="one relaxed LGPS unit cell (default: the shipped one)")
     p.add_argument("--supercell", default="2,2,1")
+    p.add_argument("--hop", help="FROM-TO site labels of the hop, e.g. Li3-Li1 (default: the shortest Li1/Li3 channel hop)")
     p.add_argument("--images", type=int, default=7, help="intermediate NEB images (default 7)")
     p.add_argument("--fmax", type=float, default=0.05, help="force convergence in eV/Å (default 0.05)")
     p.add_argument("--steps", type=int, default=400, help="most optimiser steps per stage (default 400)")
@@ -43,18 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_neb)
 
 
-def hop_endpoints(unit, supercell=(2, 2, 1)):
-    """(initial Atoms, index of the hopping Li, destination position in Å, hop description)."""
+def hop_endpoints(unit, supercell=(2, 2, 1), sites=None):
+    """(initial Atoms, index of the hopping Li, destination position in Å, hop description);
+    `sites` = (from, to) site labels, e.g. ("Li3", "Li1"), or None for any channel hop."""
     from nvnmd.structures.lgps import align_parent
 
-    sites, labels, rms = align_parent(unit)
+    parent_sites, labels, rms = align_parent(unit)
     atoms = unit.repeat(supercell)
     symbols = np.array(atoms.get_chemical_symbols())
     li = np.flatnonzero(symbols == "Li")
     rep = np.array(supercell)
     # the parent's sites in the supercell, fractional
     shifts = np.array([(i, j, k) for i in range(rep[0]) for j in range(rep[1]) for k in range(rep[2])])
-    all_sites = ((sites[None, :, :] + shifts[:, None, :]) / rep).reshape(-1, 3)
+    all_sites = ((parent_sites[None, :, :] + shifts[:, None, :]) / rep).reshape(-1, 3)
     all_labels = np.tile(labels, len(shifts))
     is_li = np.char.startswith(all_labels.astype(str), "Li")
     cell = atoms.cell.array
@@ -71,11 +73,14 @@ def hop_endpoints(unit, supercell=(2, 2, 1)):
     home = all_labels[li_sites[d_sites.argmin(axis=0)]]  # the site each Li sits on
     best = None
     for v in vacant:
-        if all_labels[v] not in CHANNEL:
+        label = str(all_labels[v])
+        if label not in CHANNEL or (sites is not None and label != sites[1]):
             continue
         vec = -dist(frac[li], all_sites[v:v + 1])[:, 0, :]  # Li -> site
         r = np.linalg.norm(vec, axis=1)
         ok = (r > 1.8) & (r < 3.2) & (np.abs(vec[:, 2]) >= 0.8 * r) & np.isin(home, CHANNEL) & (home != all_labels[v])
+        if sites is not None:
+            ok &= home == sites[0]
         for k in np.flatnonzero(ok):
             others = np.delete(np.arange(len(li)), k)
             if np.linalg.norm(dist(all_sites[v:v + 1], frac[li[others]]), axis=2).min() < 1.8:
@@ -183,7 +188,10 @@ def cmd_neb(args: argparse.Namespace) -> int:
     outdir = Path(args.output)
     outdir.mkdir(parents=True, exist_ok=True)
     unit = read(args.structure) if args.structure else read(resources.files("nvnmd.data") / "lgps_relaxed.extxyz")
-    initial, index, dest, hop = hop_endpoints(unit, supercell_tuple(args.supercell))
+    sites = tuple(args.hop.split("-")) if args.hop else None
+    if sites and (len(sites) != 2 or not set(sites) <= set(CHANNEL)):
+        raise NvnmdError(f"--hop must be FROM-TO with sites among {', '.join(CHANNEL)} (got '{args.hop}')")
+    initial, index, dest, hop = hop_endpoints(unit, supercell_tuple(args.supercell), sites)
     print(f"hop: Li {index}, {hop['sites']} (empty), {hop['hop_length_A']:.2f} Å along c "
           f"({len(initial)} atoms; parent aligned to {hop['align_rms_A']:.2f} Å rms)")
     results = {}
