@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="board URL for the board backend")
     p.add_argument("--structure", help="one relaxed LGPS unit cell (default: the shipped one)")
     p.add_argument("--supercell", default="2,2,1")
+    p.add_argument("--start", help="hop in this supercell instead (e.g. the last frame of an `nvnmd md` run: "
+                   "its Li arrangement, quenched by each backend, is the initial state); FILE or FILE@INDEX")
     p.add_argument("--hop", help="FROM-TO site labels of the hop, e.g. Li3-Li1 (default: the shortest Li1/Li3 channel hop)")
     p.add_argument("--images", type=int, default=7, help="intermediate NEB images (default 7)")
     p.add_argument("--fmax", type=float, default=0.05, help="force convergence in eV/Å (default 0.05)")
@@ -44,13 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_neb)
 
 
-def hop_endpoints(unit, supercell=(2, 2, 1), sites=None):
+def hop_endpoints(unit, supercell=(2, 2, 1), sites=None, start=None):
     """(initial Atoms, index of the hopping Li, destination position in Å, hop description);
-    `sites` = (from, to) site labels, e.g. ("Li3", "Li1"), or None for any channel hop."""
+    `sites` = (from, to) site labels, e.g. ("Li3", "Li1"), or None for any channel hop.
+    `start`: the supercell to hop in (e.g. a frame of an MD run of `unit` repeated), same cell
+    and atom count as unit.repeat(supercell); its Li decide which sites are occupied."""
     from nvnmd.structures.lgps import align_parent
 
     parent_sites, labels, rms = align_parent(unit)
     atoms = unit.repeat(supercell)
+    if start is not None:
+        if len(start) != len(atoms) or not np.allclose(start.cell.array, atoms.cell.array, atol=1e-3):
+            raise StructureError(f"--start must be the {','.join(map(str, supercell))} supercell of the unit cell "
+                                 f"({len(atoms)} atoms, the same cell)")
+        atoms = start.copy()
+        atoms.calc = None
+        atoms.wrap()
     symbols = np.array(atoms.get_chemical_symbols())
     li = np.flatnonzero(symbols == "Li")
     rep = np.array(supercell)
@@ -117,6 +128,10 @@ def barrier_for(make_calc, initial, index, dest, n_images=7, fmax=0.05, steps=40
     end.calc = make_calc()
     ok_b, n_b = _relax(end, fmax / 10, 3 * steps)
     moved_back = float(np.linalg.norm(end.positions[index] - start.positions[index]))
+    if moved_back < 0.5:  # the empty site is no minimum here: the Li went home, there is no hop
+        return {"no_hop": f"the destination is not a minimum for this backend: the relaxed Li ended "
+                          f"{moved_back:.2f} Å from its start", "steps": {"initial": n_a, "final": n_b},
+                "seconds": round(time.perf_counter() - t0, 1)}
     images = [start] + [start.copy() for _ in range(n_images)] + [end]
     for im in images[1:-1]:
         im.calc = make_calc()
@@ -191,7 +206,11 @@ def cmd_neb(args: argparse.Namespace) -> int:
     sites = tuple(args.hop.split("-")) if args.hop else None
     if sites and (len(sites) != 2 or not set(sites) <= set(CHANNEL)):
         raise NvnmdError(f"--hop must be FROM-TO with sites among {', '.join(CHANNEL)} (got '{args.hop}')")
-    initial, index, dest, hop = hop_endpoints(unit, supercell_tuple(args.supercell), sites)
+    start = None
+    if args.start:
+        path, _, index = args.start.partition("@")
+        start = read(path, index=int(index) if index else -1)
+    initial, index, dest, hop = hop_endpoints(unit, supercell_tuple(args.supercell), sites, start)
     print(f"hop: Li {index}, {hop['sites']} (empty), {hop['hop_length_A']:.2f} Å along c "
           f"({len(initial)} atoms; parent aligned to {hop['align_rms_A']:.2f} Å rms)")
     results = {}
@@ -205,9 +224,12 @@ def cmd_neb(args: argparse.Namespace) -> int:
         r = barrier_for(make_calc, initial, index, dest, args.images, args.fmax, args.steps)
         r["backend"] = why
         results[name] = r
+        if "no_hop" in r:
+            print(f"{name}: {r['no_hop']}")
+            continue
         print(f"{name}: barrier {r['barrier_eV']:.3f} eV (reverse {r['reverse_barrier_eV']:.3f}), "
               f"NEB converged {r['converged']['neb']} in {r['steps']['neb']} steps, {r['seconds']:.0f} s")
-    out = {"what": "Li hop along c in LGPS, CI-NEB over the nvnmd ASE calculator", "hop": hop,
+    out = {"what": "Li hop along c in LGPS, CI-NEB over the nvnmd ASE calculator", "hop": hop, "start": args.start,
            "supercell": args.supercell, "natoms": len(initial), "hopping_atom": index, "n_images": args.images,
            "fmax_eV_A": args.fmax, "results": results}
     write_atomic(outdir / "neb.json", (json.dumps(out, indent=2) + "\n").encode())
