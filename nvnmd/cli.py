@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "nvnmd.quantize.cli",
     "nvnmd.bench",
     "nvnmd.host.cli",
+    "nvnmd.structures.cli",
+    "nvnmd.neb",
 ]
 
 
