@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from nvnmd.errors import NvnmdError
+from nvnmd.resources import shipped
 
-FRAMES = Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "frames" / "lgps50"
+FRAMES = shipped("frames/lgps50")  # the selftest frame
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -129,9 +130,9 @@ def _load_or_quantize(model):
         return Image.read(model)
     from nvnmd.quantize.build import quantize
     from nvnmd.quantize.data import default_frames_path, load_frames
-    from nvnmd.student import load_student
+    from nvnmd.student import default_student_path, load_student
 
-    student = load_student(Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "lgps_student.pb")
+    student = load_student(default_student_path())
     model_, _ = quantize(student, load_frames(default_frames_path(), student.type_map))
     return Image.from_bytes(model_.to_image().to_bytes())
 
