@@ -31,8 +31,14 @@ from nvnmd.host.cli import FRAMES
 from nvnmd.resources import shipped
 paths = [default_frames_path() / "lgps50" / "type.raw", default_frames_path() / "lgps400" / "set.000" / "coord.npy",
          default_student_path(), default_structure_path(), FRAMES / "type_map.raw", shipped("lgps_student.pairs.json")]
+from nvnmd.resources import package_file
+paths += [package_file(pkg, f"csrc/{name}") for pkg, name in (
+    ("nvnmd.sim.nvq1", "nvq1_kernel.c"), ("nvnmd.sim.nvq1", "nvq1_kernel.h"), ("nvnmd", "neighbors.c"),
+    ("nvnmd", "neighbors.h"), ("nvnmd.host", "crc32c.c"), ("nvnmd.host", "crc32c.h"))]
 for p in paths:
     assert Path(p).resolve().is_relative_to(site) and Path(p).is_file(), p
+from nvnmd.host import protocol
+assert protocol._CRC_LIB.get() is not None and protocol.crc32c(b"123456789") == 0xE3069283
 print("ok", len(paths))
 """
 
@@ -64,7 +70,7 @@ def test_wheel_finds_shipped_data_outside_the_repository(installed, tmp_path):
     out = subprocess.run([sys.executable, "-c", PROBE, str(installed)], cwd=tmp_path, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith("ok 6")
+    assert out.stdout.startswith("ok 12")
 
 
 def test_no_module_builds_paths_from_its_own_file():

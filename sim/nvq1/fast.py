@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from nvnmd.sim.nvq1 import ckernel
+from nvnmd.sim.nvq1.sites import SITES
 from nvnmd.sim.nvq1.model import (
     DATA_BITS, F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_U, F_V, F_Z, LS, LT, LU, MAX_M1, MAX_NEIGHBORS,
     MAX_TYPES, MAX_WIDTH, R_LIM, SHORT_SHIFT, TBITS, W_BITS, Nvq1Model, hermite_coefficients,
@@ -45,8 +46,10 @@ def rnd(x, k):
 
 
 class FastKernel:
-    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True, use_blas: bool = True):
+    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True, use_blas: bool = True,
+                 threads: int = 1):
         self.M, self.probe, self.use_blas = M, probe, use_blas
+        self.threads = threads  # of the C pass (same bits for any count)
         self.maxima: dict[str, float] = {}
         f = np.float64
         # u tables: planes [nt, N_u, 6] per function: A, B, C, D, A3, B2 (C reused for slope)
@@ -328,20 +331,19 @@ class FastKernel:
     def _plan(self, n, K, bounds):
         """Scratch arrays and the atom blocks for one (atoms, slots, atoms per type) shape, reused
         between calls (so a kernel object must not be shared between threads)."""
-        key = (n, K, bounds)
+        key = (n, K, bounds, self.threads)
         if self._plan_key == key:
             return self._plan_val
         ffi, lib = self.clib
         M, Fp, blk = self.M, self._fitp, self.BLOCK
         Fp.K = K
+        self._fwd.n, self._fwd.K = n, K
         lo = [a for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
         hi = [min(a + blk, bounds[t + 1]) for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
-        pl = dict(work=np.empty(lib.nvq1_work_doubles(Fp)), GG=np.empty(blk * K * 2 * M.m1, np.float32),
-                  iwork=np.empty(blk * (K + 1), np.int64), lo=np.array(lo, np.int64), hi=np.array(hi, np.int64),
-                  cnt=np.zeros(len(ckernel.SITES), np.int64), virial=np.empty((3, 3)))
-        p = {k: ffi.cast("double *" if v.dtype == np.float64 else "float *" if v.dtype == np.float32 else
-                         "long long *", v.ctypes.data) for k, v in pl.items()}
-        pl["args"] = (len(lo), p["lo"], p["hi"], p["work"], p["GG"], p["iwork"])
+        pl = dict(work=np.empty(lib.nvq1_work_doubles(self._fwd, Fp, self.threads)), lo=np.array(lo, np.int64),
+                  hi=np.array(hi, np.int64), cnt=np.zeros(ckernel.NSLOTS, np.int64), virial=np.empty((3, 3)))
+        p = {k: ffi.cast("double *" if v.dtype == np.float64 else "long long *", v.ctypes.data) for k, v in pl.items()}
+        pl["args"] = (len(lo), p["lo"], p["hi"], self.threads, p["work"])
         pl["cnt_p"], pl["virial_p"] = p["cnt"], p["virial"]
         self._plan_key, self._plan_val = key, pl
         return pl
@@ -371,8 +373,8 @@ class FastKernel:
                          ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
                          lp(order), *pl["args"], ffi.cast("double *", atom_e.ctypes.data),
                          ffi.cast("double *", forces.ctypes.data), pl["virial_p"], pl["cnt_p"])
-        counts = {site: c for site, c in zip(ckernel.SITES, cnt.tolist()) if c and site != "overflow"}
-        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[ckernel.SITE["overflow"]])
+        counts = {site: c for site, c in zip(SITES, cnt.tolist()) if c}
+        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[ckernel.OVERFLOW])
 
     def _pair_force(self, jj, r, h, qs, qh, gR, gG_Gq, inr, counts):
         fr = self.M.frac
