@@ -161,3 +161,65 @@ def test_kernels_under_address_and_undefined_sanitizers(quantized, tmp_path):
     assert int(plain["over1"]) > 0
     for k in ("atom_energy", "forces", "virial", "counters", "over"):  # threads: the same bits
         np.testing.assert_array_equal(plain[f"{k}1"], plain[f"{k}2"], err_msg=k)
+
+
+def _frame_request(model, frame, squeeze):
+    from nvnmd.compute import encode_request
+    from nvnmd.neighbors import build_neighbor_list
+
+    coord, cell = frame.coord * squeeze, frame.cell * squeeze
+    nl = build_neighbor_list(coord, cell, model.rcut)
+    req = encode_request(coord, frame.types, cell, nl.nlist, nl.shifts)
+    return req.coords, req.types, req.cell, req.nlist, req.shifts
+
+
+@needs_cc
+@pytest.mark.parametrize("squeeze", [1.0, 0.62])
+def test_threads_give_the_same_bits(quantized, squeeze):
+    """1, 2 and 3 threads (and the BLAS and plain-loop GEMM routes): identical energies, forces,
+    virial, counters and overflow on a 400-atom LGPS frame (compressed: counters fire)."""
+    from nvnmd.sim.nvq1.fast import FastKernel
+
+    model, frames = quantized
+    frame = next(fr for fr in frames if fr.natoms == 400)
+    args = _frame_request(model, frame, squeeze)
+    base = FastKernel(model, threads=1)
+    assert base.clib is not None
+    ref = base.compute(*args)
+    if squeeze < 1:
+        assert ref[3].get("close_contact", 0) > 0 and ref[4] > 0
+    for threads in (2, 3):
+        base.threads = threads
+        got = base.compute(*args)
+        for a, b in zip(ref[:3], got[:3]):
+            np.testing.assert_array_equal(a, b)
+        assert got[3] == ref[3] and got[4] == ref[4]
+    blas = FastKernel(model)  # the packed GEMM switched off: scipy's dgemm
+    ffi = blas.clib[0]
+    for l in range(16):
+        for t in range(8):
+            blas._fitp.wp[l][t] = blas._fitp.wtp[l][t] = ffi.NULL
+    assert blas._fitp.dgemm != ffi.NULL
+    got = blas.compute(*args)
+    for a, b in zip(ref[:3], got[:3]):
+        np.testing.assert_array_equal(a, b)
+    assert got[3] == ref[3] and got[4] == ref[4]
+
+
+@needs_cc
+def test_sim_backend_threads_option(quantized, tmp_path):
+    from nvnmd.backends import make_backend
+    from nvnmd.errors import NvnmdError
+
+    model, frames = quantized
+    frame = next(fr for fr in frames if fr.natoms == 400)
+    image = model.to_image()
+    one, _ = make_backend("sim", image=image)
+    two, why = make_backend("sim", image=image, threads=2)
+    assert "2 threads" in why and two.sim._fast.threads == 2
+    a, b = (be.compute(frame.coord, frame.types, frame.cell) for be in (one, two))
+    np.testing.assert_array_equal(a.forces, b.forces)
+    assert a.energy == b.energy
+    np.testing.assert_array_equal(a.virial, b.virial)
+    with pytest.raises(NvnmdError, match="threads"):
+        make_backend("sim", image=image, threads=0)

@@ -17,6 +17,7 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="float student (.pb); default: the embedded LGPS student")
     p.add_argument("--image", help="quantized image (.nvq); default: quantize --model into the output dir")
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
+    p.add_argument("--threads", type=int, default=1, help="sim backend: kernel threads (same trajectory for any count)")
 
 
 def _md_args(p: argparse.ArgumentParser, steps: int, dt: float, ensemble: str = "langevin") -> None:
@@ -106,7 +107,8 @@ def _make(args, outdir: Path):
     image = None
     if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
-    backend, why = make_backend(args.backend, image=image, model=model, url=args.url)
+    backend, why = make_backend(args.backend, image=image, model=model, url=args.url,
+                                threads=getattr(args, "threads", 1))
     if getattr(args, "no_guard", False):
         backend.guard = None
         why += "; short-range guard off"

@@ -275,6 +275,13 @@ class FastKernel:
             keep.append(a)
             return ffi.cast(ty, a.ctypes.data)
 
+        def packed(w):  # the C pass's own GEMM reads the weights in its panel layout (nvq1_pack)
+            if not self.use_blas:
+                return ffi.NULL
+            out = np.empty(self.clib[1].nvq1_packed_doubles(*w.shape))
+            self.clib[1].nvq1_pack(ptr(w), *w.shape, ptr(out))
+            return ptr(out)
+
         P = self._fwd = ffi.new("nvq1_fwd_params *")
         P.nt, P.m1, P.m2, P.n_u, P.k_lo, P.n_s = M.ntypes, M.m1, M.m2, M.n_u, M.k_lo, M.n_s
         P.type_one_side, P.u_cut, P.s0 = int(M.type_one_side), int(M.u_cut), int(M.s0)
@@ -310,6 +317,7 @@ class FastKernel:
                 e = L["e"][t]
                 emin = float(e.min())
                 Fp.w[l][t], Fp.wt[l][t] = ptr(L["w"][t]), ptr(L["w"][t].T)
+                Fp.wp[l][t], Fp.wtp[l][t] = packed(L["w"][t]), packed(L["w"][t].T)
                 Fp.zs[l][t], Fp.b[l][t] = ptr(np.exp2(-(fx + e - F_Z))), ptr(L["b"][t])
                 Fp.idt[l][t] = ptr(np.ones(Fp.nout[l]) if L["idt"] is None else L["idt"][t])
                 Fp.s_col[l][t] = ptr(np.exp2(-(e - emin)))

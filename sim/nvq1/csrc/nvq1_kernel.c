@@ -395,11 +395,76 @@ static void fit_bwd_post(long long rows, long long nin, const double *acc, doubl
 typedef void (*dgemm_t)(char *, char *, int *, int *, int *, double *, const double *, int *, const double *,
                         int *, double *, double *, int *);
 
-/* C[rows x n] = A[rows x k] B[k x n], all row-major: BLAS dgemm (column-major, so C^T = B^T A^T)
-   when given and the block has 16 rows or more (below that the plain loops measured faster),
-   else plain loops. Exact either way: integer products and sums below 2^53. */
+/* --- the kernel's own GEMM on packed weights ----------------------------------------------
+   B (k x n, row-major) is stored as panels of NVQ1_PANEL = 8 columns, each panel k rows of 8
+   consecutive doubles (nvq1_pack; the last panel zero-padded), so the micro-kernel streams one
+   panel while a tile of up to 6 rows of A times that panel accumulates in 12 AVX registers
+   (6 x 8 outputs). The panel (16 kB for k = 256) stays in L1 while all rows of the block pass.
+   Exact: products and sums of integers below 2^53, FMA or not, in any order. GCC vector
+   extensions, so the file stays plain C; without AVX the compiler splits the vectors. */
+typedef double v4d __attribute__((vector_size(32)));
+
+static inline v4d load4(const double *p) { v4d v; memcpy(&v, p, sizeof v); return v; }
+static inline void store4(double *p, v4d v) { memcpy(p, &v, sizeof v); }
+
+#define TILE(R)                                                                                           \
+    static void tile##R(long long k, const double *restrict A, long long lda, const double *restrict P,  \
+                        double *restrict C, long long ldc, long long cols) {                            \
+        v4d c0[R], c1[R];                                                                                \
+        for (int r = 0; r < R; r++) { c0[r] = (v4d){0, 0, 0, 0}; c1[r] = (v4d){0, 0, 0, 0}; }           \
+        for (long long q = 0; q < k; q++) {                                                              \
+            const v4d b0 = load4(P + 8 * q), b1 = load4(P + 8 * q + 4);                                  \
+            for (int r = 0; r < R; r++) {                                                                \
+                const double a = A[r * lda + q];                                                         \
+                const v4d av = {a, a, a, a};                                                             \
+                c0[r] += av * b0;                                                                        \
+                c1[r] += av * b1;                                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        for (int r = 0; r < R; r++) {                                                                    \
+            if (cols == 8) { store4(C + r * ldc, c0[r]); store4(C + r * ldc + 4, c1[r]); continue; }     \
+            double t[8];                                                                                 \
+            store4(t, c0[r]); store4(t + 4, c1[r]);                                                      \
+            for (long long j = 0; j < cols; j++) C[r * ldc + j] = t[j];                                  \
+        }                                                                                                \
+    }
+TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+#undef TILE
+
+long long nvq1_packed_doubles(long long k, long long n) { return (n + 7) / 8 * 8 * k; }
+
+void nvq1_pack(const double *W, long long k, long long n, double *out) {
+    for (long long j0 = 0; j0 < n; j0 += 8)
+        for (long long q = 0; q < k; q++)
+            for (long long c = 0; c < 8; c++) out[j0 * k + q * 8 + c] = j0 + c < n ? W[q * n + j0 + c] : 0.0;
+}
+
+static void gemm_packed(long long rows, long long n, long long k, const double *A, const double *P, double *C) {
+    for (long long j0 = 0; j0 < n; j0 += 8) {
+        const double *panel = P + j0 * k;
+        const long long cols = n - j0 < 8 ? n - j0 : 8;
+        long long r = 0;
+        for (; r + 6 <= rows; r += 6) tile6(k, A + r * k, k, panel, C + r * n + j0, n, cols);
+        switch (rows - r) {
+            case 5: tile5(k, A + r * k, k, panel, C + r * n + j0, n, cols); break;
+            case 4: tile4(k, A + r * k, k, panel, C + r * n + j0, n, cols); break;
+            case 3: tile3(k, A + r * k, k, panel, C + r * n + j0, n, cols); break;
+            case 2: tile2(k, A + r * k, k, panel, C + r * n + j0, n, cols); break;
+            case 1: tile1(k, A + r * k, k, panel, C + r * n + j0, n, cols); break;
+            default: break;
+        }
+    }
+}
+
+/* C[rows x n] = A[rows x k] B[k x n], all row-major: the packed GEMM when Bp (B packed) is
+   given; else BLAS dgemm (column-major, so C^T = B^T A^T) when given and the block has 16 rows
+   or more; else plain loops. Exact every way: integer products and sums below 2^53. */
 static void gemm(const nvq1_fit_params *Fp, long long rows, long long n, long long k, const double *A,
-                 const double *Bm, double *C) {
+                 const double *Bm, const double *Bp, double *C) {
+    if (Bp) {
+        gemm_packed(rows, n, k, A, Bp, C);
+        return;
+    }
     if (Fp->dgemm && rows >= 16) {
         int m_ = (int)n, n_ = (int)rows, k_ = (int)k, lda = (int)n, ldb = (int)k, ldc = (int)n;
         double one = 1.0, zero = 0.0;
@@ -483,7 +548,7 @@ static void run_block(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const 
     desc_fwd_rows(P, coords, cell, types, nlist, shifts, atoms, rows, nk, jj, rec, GG, T, X, counts);
     const double *x = X;
     for (long long l = 0; l < nl; l++) {
-        gemm(Fp, rows, Fp->nout[l], Fp->nin[l], x, Fp->w[l][t], acc);
+        gemm(Fp, rows, Fp->nout[l], Fp->nin[l], x, Fp->w[l][t], Fp->wp[l][t], acc);
         double *xo = xs + l * blk * w, *dt = dts + l * blk * w;
         fit_fwd(rows, Fp->nout[l], Fp->nin[l], acc, Fp->zs[l][t], Fp->b[l][t], Fp->tplanes, Fp->nseg, Fp->t_end,
                 Fp->s_th, Fp->s_dt, Fp->idt[l][t], Fp->s_idt[l], x, (int)Fp->kind[l], Fp->s_sc[l], xo, dt, counts);
@@ -504,7 +569,7 @@ static void run_block(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const 
     for (long long l = nl - 1; l >= 0; l--) {
         fit_bwd_pre(rows, Fp->nout[l], g, stride, Fp->idt[l][t], Fp->s_idt[l], dts + l * blk * w,
                     Fp->s_col[l][t], gz);
-        gemm(Fp, rows, Fp->nin[l], Fp->nout[l], gz, Fp->wt[l][t], acc);
+        gemm(Fp, rows, Fp->nin[l], Fp->nout[l], gz, Fp->wt[l][t], Fp->wtp[l][t], acc);
         fit_bwd_post(rows, Fp->nin[l], acc, Fp->s_acc[l][t], g, stride, (int)Fp->kind[l], Fp->s_gsc[l], gout,
                      counts);
         g = gout;

@@ -32,7 +32,9 @@ typedef struct {
 } nvq1_bwd_params;
 
 /* §6-7.1 fitting net: per hidden layer l (< 16) and centre type t (< 8) the weights and
-   scales; blk atoms per block, K neighbour slots; dgemm a BLAS dgemm_ (Fortran ABI) or NULL */
+   scales; blk atoms per block, K neighbour slots. The GEMMs run on wp/wtp (w, wt packed by
+   nvq1_pack) when given, else through dgemm (a BLAS dgemm_, Fortran ABI) when given, else in
+   plain loops: the same bits every way. */
 typedef struct {
     long long nl, m1, m2, blk, K;
     long long nin[16], nout[16], kind[16];
@@ -46,7 +48,12 @@ typedef struct {
     long long nseg;
     double t_end, s_th, s_dt;
     void *dgemm;
+    const double *wp[16][8], *wtp[16][8];
 } nvq1_fit_params;
+
+/* doubles of a k x n row-major matrix packed for the kernel's GEMM, and the packing */
+long long nvq1_packed_doubles(long long k, long long n);
+void nvq1_pack(const double *W, long long k, long long n, double *out);
 
 /* doubles of scratch (`work`) that nvq1_compute needs for P->n atoms, blocks of Fp->blk
    atoms with Fp->K slots, on `threads` threads */
