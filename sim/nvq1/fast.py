@@ -9,10 +9,10 @@ a cubic is fused into its last step (floor(floor(x)/2^k) = floor(x/2^k)); both a
 identities, checked bit for bit against ref.py by the tests.
 
 When a C compiler is available (ckernel.py), `compute` is one C call instead: atoms sorted
-by type are taken in blocks of 32 of one centre type; per block one sweep over the neighbour
-slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in BLAS
-(scipy's dgemm through its C API; plain C loops if that is missing) and the elementwise steps
-in C, then one sweep for §7.2-7.3 — the same exact float64 steps, with a block's per-slot data
+by type are taken in blocks of 36 of one centre type; per block one sweep over the neighbour
+slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in the
+kernel's own AVX tiles on weights packed once here (scipy's dgemm through its C API, or plain
+C loops, as other routes) and the elementwise steps in C, then one sweep for §7.2-7.3 — the same exact float64 steps, with a block's per-slot data
 still in cache for the backward sweep. Scratch arrays are cached per (atoms, slots, atoms per
 type), so a kernel object must not be shared between threads. `use_c=False` keeps everything
 in numpy (the tests compare all routes with each other and with the reference).
@@ -260,7 +260,7 @@ class FastKernel:
         return atom_e, forces, virial, counts, int(np.count_nonzero(over))
 
     # -- fused C path ---------------------------------------------------------------
-    BLOCK = 32  # atoms per block of the C pass: their per-slot G, G' (~200 kB) stay in cache
+    BLOCK = 36  # atoms per block of the C pass: their per-slot G, G' stay in cache; 6 tiles of the GEMM's 6 rows
 
     def _setup_c(self):
         """Per-image constants of the C pass: table pointers, fractions as scales, the fitting
