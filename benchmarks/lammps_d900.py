@@ -28,8 +28,9 @@ from ase.data import atomic_masses, atomic_numbers  # noqa: E402
 from nvnmd.analysis.conductivity import diffusion, nernst_einstein  # noqa: E402
 from nvnmd.md.engine import MDConfig, read_trajectory  # noqa: E402
 from nvnmd.md.workflow import lgps_supercell  # noqa: E402
+from nvnmd.student import default_student_path  # noqa: E402
 
-MODEL = Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "lgps_student.pb"
+MODEL = default_student_path()
 FRICTION_PER_FS = 0.01
 
 

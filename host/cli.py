@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from nvnmd.errors import NvnmdError
+from nvnmd.resources import shipped
 
-FRAMES = Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "frames" / "lgps50"
+FRAMES = shipped("frames/lgps50")  # the selftest frame
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -78,25 +78,7 @@ _TABLE = _crc_table()
 
 # Every frame is checked twice per hop (header, whole frame); in pure Python that cost ~10 ms
 # per 140 kB neighbour-list step, more than the simulator's compute. The C version is the same
-# table-driven algorithm, slicing-by-8 (tables derived from the same polynomial).
-_CRC_CDEF = "unsigned int crc32c_c(const unsigned char *p, size_t n, unsigned int crc, const unsigned int *t);"
-_CRC_SOURCE = r"""
-#include <stddef.h>
-unsigned int crc32c_c(const unsigned char *p, size_t n, unsigned int crc, const unsigned int *t) {
-    /* t: 8 tables of 256; t[0] is the byte table, t[k][b] = t[0][t[k-1][b] & 0xff] ^ (t[k-1][b] >> 8) */
-    unsigned int c = crc ^ 0xFFFFFFFFu;
-    while (n >= 8) {
-        unsigned int lo = c ^ ((unsigned int)p[0] | (unsigned int)p[1] << 8 | (unsigned int)p[2] << 16 | (unsigned int)p[3] << 24);
-        unsigned int hi = (unsigned int)p[4] | (unsigned int)p[5] << 8 | (unsigned int)p[6] << 16 | (unsigned int)p[7] << 24;
-        c = t[7 * 256 + (lo & 0xff)] ^ t[6 * 256 + ((lo >> 8) & 0xff)] ^ t[5 * 256 + ((lo >> 16) & 0xff)] ^
-            t[4 * 256 + (lo >> 24)] ^ t[3 * 256 + (hi & 0xff)] ^ t[2 * 256 + ((hi >> 8) & 0xff)] ^
-            t[1 * 256 + ((hi >> 16) & 0xff)] ^ t[hi >> 24];
-        p += 8; n -= 8;
-    }
-    while (n--) c = t[(c ^ *p++) & 0xff] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-"""
+# table-driven algorithm, slicing-by-8 (tables derived from the same polynomial): host/csrc/crc32c.c.
 
 
 def _slicing_tables() -> np.ndarray:
@@ -107,7 +89,7 @@ def _slicing_tables() -> np.ndarray:
     return np.ascontiguousarray(t)
 
 
-_CRC_LIB = CLibrary("nvnmd_crc32c", _CRC_CDEF, _CRC_SOURCE, ["-O2"], fallback="the Python CRC-32C")
+_CRC_LIB = CLibrary("nvnmd_crc32c", "nvnmd.host", ["crc32c.c"], "crc32c.h", ["-O2"], fallback="the Python CRC-32C")
 _CRC_TABLES = _slicing_tables()
 
 

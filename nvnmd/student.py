@@ -228,7 +228,9 @@ class Student:
 
 def default_student_path() -> Path:
     """The embedded default LGPS student shipped with the package."""
-    return Path(__file__).parent / "data" / "lgps_student.pb"
+    from nvnmd.resources import shipped
+
+    return shipped("lgps_student.pb")
 
 
 def model_sha256(path: str | os.PathLike) -> str:

@@ -34,7 +34,10 @@ class Frame:
 
 
 def default_frames_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "nvnmd" / "data" / "frames"
+    """The shipped LGPS frames (deepmd/npy systems lgps50, lgps400): the default calibration set."""
+    from nvnmd.resources import shipped
+
+    return shipped("frames")
 
 
 def load_frames(path, type_map: list[str], fmt: str | None = None) -> list[Frame]:

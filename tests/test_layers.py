@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"nvnmd": "nvnmd", "quantize": "nvnmd.quantize", "sim": "nvnmd.sim", "host": "nvnmd.host"}
 
-CORE = ("nvnmd", "nvnmd.errors", "nvnmd.formats", "nvnmd.image", "nvnmd.outputs", "nvnmd.compute", "nvnmd.neighbors",
+CORE = ("nvnmd", "nvnmd.errors", "nvnmd.formats", "nvnmd.image", "nvnmd.outputs", "nvnmd.resources", "nvnmd.compute", "nvnmd.neighbors",
         "nvnmd.cbuild", "nvnmd.quiet", "nvnmd.backend", "nvnmd.student", "nvnmd.data")
 ALLOWED = {  # layer -> what it may import besides itself and the core
     "core": (),

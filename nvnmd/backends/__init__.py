@@ -19,8 +19,9 @@ log = logging.getLogger("nvnmd")
 NAMES = ("auto", "sim", "tf64", "board", "deepmd")
 
 
-def make_backend(name: str, *, image=None, model=None, url: str | None = None):
-    """Return (backend, reason) for backend `name`; `image` is an .nvq path or Image, `model` a student."""
+def make_backend(name: str, *, image=None, model=None, url: str | None = None, threads: int = 1):
+    """Return (backend, reason) for backend `name`; `image` is an .nvq path or Image, `model` a student,
+    `threads` the sim kernel's threads (the same bits for any count)."""
     if name == "auto":
         if url:
             return make_backend("board", image=image, url=url)[0], "board: a board URL was given"
@@ -33,7 +34,8 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None):
         if gpus and model is not None:
             return make_backend("deepmd", model=model)[0], "deepmd: TensorFlow sees a GPU"
         if image is not None:
-            return make_backend("sim", image=image)[0], "sim: no board URL and no GPU; quantized model in the simulator"
+            return (make_backend("sim", image=image, threads=threads)[0],
+                    "sim: no board URL and no GPU; quantized model in the simulator")
         if model is not None:
             return make_backend("deepmd", model=model)[0], "deepmd on CPU: no board, GPU or quantized image"
         raise NvnmdError("backend auto: give a quantized image, a student model or a board URL")
@@ -42,7 +44,7 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None):
             raise NvnmdError("backend sim needs a quantized image (.nvq); make one with `nvnmd quantize`")
         from nvnmd.backends.sim import SimBackend
 
-        return SimBackend(image), "sim"
+        return SimBackend(image, threads=threads), "sim" + (f", {threads} threads" if threads > 1 else "")
     if name == "tf64":
         if image is None:
             raise NvnmdError("backend tf64 needs a quantized image (.nvq); make one with `nvnmd quantize`")

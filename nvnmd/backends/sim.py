@@ -23,8 +23,12 @@ from nvnmd.neighbors import build_neighbor_list
 class SimBackend:
     name = "sim"
 
-    def __init__(self, image_or_path, kernel: str | None = None):
+    def __init__(self, image_or_path, kernel: str | None = None, threads: int = 1):
         import nvnmd.sim
+        from nvnmd.errors import NvnmdError
+
+        if int(threads) != threads or threads < 1:
+            raise NvnmdError(f"threads must be a whole number >= 1, got {threads}")
 
         image = image_or_path if isinstance(image_or_path, Image) else Image.read(Path(os.fspath(image_or_path)))
         self.image = image
@@ -32,6 +36,12 @@ class SimBackend:
         self.type_map = list(self.sim.type_map)
         self.rcut = float(self.sim.rcut)
         self.guard = ShortRangeGuard.for_image(image, self.type_map)
+        if threads > 1:  # the nvq1 fast kernel's C pass splits its atom blocks (same bits for any count)
+            kernel_obj = getattr(self.sim, "engine", None)
+            if not hasattr(kernel_obj, "threads"):
+                raise NvnmdError(f"the {getattr(self.sim, 'profile', '?')} simulator ({kernel} kernel) runs on one thread")
+            kernel_obj.threads = int(threads)
+        self.threads = int(threads)
 
     def request(self, positions, types, cell, pbc=True, neighbors=None):
         if neighbors is None:

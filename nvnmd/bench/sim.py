@@ -100,6 +100,36 @@ def bench_inputs(args):
     return student_path, frames, SimBackend(student_image(student_path))
 
 
+def gemm_peak(repeat: int = 30) -> float:
+    """Measured fp64 GEMM rate of this process's BLAS, GFLOP/s: 400x256 @ 256x256 (the fitting
+    net's shape at 400 atoms), best of `repeat` CPU-timed runs of 10 products. In the pinned
+    benchmark child BLAS has one thread, so this is one core's peak."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((400, 256)), rng.standard_normal((256, 256))
+    out = np.empty((400, 256))
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        for _ in range(10):
+            np.matmul(a, b, out=out)
+        best = min(best, (time.process_time() - c0) / 10)
+    return 2 * 400 * 256 * 256 / best / 1e9
+
+
+def kernel_flops(model, neighbours: float) -> dict:
+    """The nvq1 kernel's multiply-adds (2 FLOP each) per atom and step, by stage: the fitting
+    net's GEMMs forward and backward, the energy dot, and the descriptor's contractions with
+    `neighbours` filled slots per atom (§5.5 T, §5.6 D, §7.2 gT and the per-slot gR~, gG, gG·G').
+    Table lookups, roundings and clips are not counted (no multiply-add)."""
+    m1, m2 = model.m1, model.m2
+    hidden = model.layers[:-1]
+    fit = sum(2 * layer.w.shape[1] * layer.w.shape[2] for layer in hidden)
+    out = {"fitting_forward": fit, "fitting_backward": fit, "energy": 2 * model.layers[-1].w.shape[1],
+           "descriptor": 2 * (4 * m1 * neighbours + 4 * m1 * m2 + 2 * 4 * m1 * m2 + 9 * m1 * neighbours)}
+    out["total"] = float(sum(out.values()))
+    return out
+
+
 def bench_sim(args) -> dict:
     # Same thread count for DeepPot (TensorFlow would otherwise take every core) and for the
     # simulator's BLAS, so the comparison is per core.
@@ -114,6 +144,9 @@ def bench_sim(args) -> dict:
 
     student_path, frames, backend = bench_inputs(args)
     sim = backend.sim
+    from nvnmd.backends.sim import SimBackend
+
+    sim2 = SimBackend(backend.image, threads=2).sim if getattr(sim, "profile", "") == "nvq1" else None
     reqs = {id(fr): backend.request(fr.coord, fr.types, fr.cell) for fr in frames}
     with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
         with quiet_native():
@@ -129,6 +162,8 @@ def bench_sim(args) -> dict:
             "deepmd-kit DeepPot, uncompressed (TF CPU)": dp_eval(dp_u),
             "nvq1 fast simulator, kernel (list given)": lambda fr: sim.compute(reqs[id(fr)]),
         }
+        if sim2 is not None:
+            contenders["nvq1 fast simulator, kernel, 2 threads"] = lambda fr: sim2.compute(reqs[id(fr)])
         if "numpy" in nvnmd.sim.profile(sim.profile).kernels:
             numpy_only = nvnmd.sim.load(backend.image, kernel="numpy").engine
             contenders["nvq1 fast simulator, numpy only (no C loops)"] = lambda fr: numpy_only.compute(
@@ -145,4 +180,30 @@ def bench_sim(args) -> dict:
     notes += [f"  {r['what']:<50}{r['cpu_us_per_atom_step']:>14.2f}{base_cpu / r['cpu_us_per_atom_step']:>9.2f}x"
               for r in rows]
     notes.append("the sim backend row includes building the neighbour list (nvnmd.neighbors, ASE) every step")
-    return {"bench": "sim", "frames": len(frames), "natoms": frames[0].natoms, "rows": rows, "notes": notes}
+    out = {"bench": "sim", "frames": len(frames), "natoms": frames[0].natoms, "rows": rows, "notes": notes,
+           "load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
+    if getattr(sim, "profile", "") == "nvq1":
+        peak = gemm_peak()
+        nb = float(np.mean([np.count_nonzero(np.asarray(r.nlist) >= 0) / len(r.types) for r in reqs.values()]))
+        flops = kernel_flops(sim.model, nb)
+        k1 = times["nvq1 fast simulator, kernel (list given)"]
+        k2 = times["nvq1 fast simulator, kernel, 2 threads"]
+        dp = times["deepmd-kit DeepPot, compressed (TF CPU)"]
+        limit = flops["total"] / (peak * 1e9) * 1e6
+        out["kernel"] = {"gemm_peak_gflops_1core": peak, "flops_per_atom_step": flops, "neighbours_per_atom": nb,
+                         "limit_us_per_atom_step": limit,
+                         "threads1_us": k1[0], "threads1_cpu_us": k1[1], "threads2_us": k2[0],
+                         "fraction_of_peak_1thread_cpu": limit / k1[1], "fraction_of_peak_1thread_wall": limit / k1[0],
+                         "speedup_2_threads_wall": k1[0] / k2[0], "vs_deepmd_compressed_wall": dp[0] / k1[0],
+                         "vs_deepmd_compressed_cpu": dp[1] / k1[1]}
+        kk = out["kernel"]
+        notes += [f"fp64 GEMM peak, one core (400x256 @ 256x256, BLAS, CPU time): {peak:.1f} GFLOP/s",
+                  f"nvq1 kernel: {flops['total'] / 1e6:.3f} MFLOP per atom and step ({nb:.1f} neighbours/atom; "
+                  f"fitting GEMMs {2 * flops['fitting_forward'] / 1e6:.3f}), limit at that peak "
+                  f"{limit:.2f} µs/atom/step",
+                  f"kernel, 1 thread: {k1[0]:.2f} µs/atom/step wall, {k1[1]:.2f} CPU = "
+                  f"{100 * kk['fraction_of_peak_1thread_cpu']:.0f} % of peak (CPU time); "
+                  f"{kk['vs_deepmd_compressed_cpu']:.2f}x DeepPot compressed (CPU), {kk['vs_deepmd_compressed_wall']:.2f}x (wall)",
+                  f"kernel, 2 threads: {k2[0]:.2f} µs/atom/step wall: {kk['speedup_2_threads_wall']:.2f}x over 1 thread "
+                  f"(wall time; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f})"]
+    return out

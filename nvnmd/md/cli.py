@@ -24,6 +24,7 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="float student (.pb); default: the embedded LGPS student")
     p.add_argument("--image", help="quantized image (.nvq); default: quantize --model into the output dir")
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
+    p.add_argument("--threads", type=int, default=1, help="sim backend: kernel threads (same trajectory for any count)")
 
 
 RUN_FILES = ("checkpoint.npz", "traj.extxyz", "thermo.csv")
@@ -145,7 +146,8 @@ def _make(args, outdir: Path):
     image = None
     if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
-    backend, why = make_backend(args.backend, image=image, model=model, url=args.url)
+    backend, why = make_backend(args.backend, image=image, model=model, url=args.url,
+                                threads=getattr(args, "threads", 1))
     if getattr(args, "no_guard", False):
         backend.guard = None
         why += "; short-range guard off"

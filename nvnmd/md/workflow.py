@@ -22,10 +22,12 @@ from nvnmd.analysis.conductivity import arrhenius, diffusion, nernst_einstein
 from nvnmd.errors import NvnmdError
 from nvnmd.image import write_atomic
 from nvnmd.md.engine import MDConfig, load_checkpoint, read_trajectory, resume_mismatch, run_identity, run_md
+from nvnmd.resources import shipped
 
 
 def default_structure_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "data" / "lgps_relaxed.extxyz"
+    """The shipped relaxed 50-atom LGPS cell."""
+    return shipped("lgps_relaxed.extxyz")
 
 
 def lgps_supercell(reps=(2, 2, 1), path=None):

@@ -1,542 +1,60 @@
-"""Optional C pass of the nvq1 fast kernel: one call evaluates a whole request.
+"""The C pass of the nvq1 fast kernel (csrc/nvq1_kernel.c): its build, and its counter slots.
 
-`nvq1_compute` takes the atoms (sorted by type by fast.py) in blocks of one centre type and,
-per block:
-
-* `desc_fwd_rows`, per atom and slot: §5.1 relative coordinates and range test, §5.2 u tables,
-  §5.3 R̃, §5.4 G tables, §5.5 T accumulation with the padding constants, §5.6 D. It leaves
-  per-slot records (r, h, slopes, R̃) and G, G' (18-bit, stored exactly as float32).
-* the fitting net: GEMMs through a BLAS dgemm pointer (or plain loops), and around each of
-  them `fit_fwd` / `fit_bwd_pre` / `fit_bwd_post` (§6.1 rounding, bias, §6.2 tanh, idt,
-  shortcut, §6.3 energy; §7.1 the same backwards).
-* `desc_bwd_rows`, per atom and slot: §7.2 gT, gR̃, gG, gs, gh, gu, pair force and §7.3 the
-  force and virial sums (forces rounded once all blocks are done).
-
-They perform the same exact float64 steps as the numpy path of fast.py (every value an
-integer below 2^53, `floor(x·2^-k + 0.5)` the spec's rounding), so results and saturation
-counters are bit-identical; the tests compare both with the reference kernel. Reassociation
-(-fassociative-math) is allowed because every sum is of integers below 2^53 and therefore exact
-in any order; floor() is untouched. Fixed-size scratch arrays follow the board limits of
-model.py (≤ 256 slots per row, M1 ≤ 64, ≤ 8 types, fitting width ≤ 256) and ≤ 16 hidden
-layers; fast.py only calls in within them.
-Built with cffi through nvnmd.cbuild on first use; if no compiler is available, or
-NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
+The kernel itself is plain C in csrc/ (nvq1_kernel.h declares its parameter blocks and
+`nvq1_compute`; fast.py fills them from an image). Its counter array has one slot per SPEC
+§2.2 site of sites.py, in that order, and one more for the atoms with more neighbours than
+`sel` (`OVERFLOW`); the C enum is generated from that list into the build folder
+(`nvq1_sites.h`), so the two can never disagree. Built through nvnmd.cbuild on first use; if
+no compiler is available, or NVNMD_NO_C=1, `get()` returns None and the numpy path runs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from nvnmd.cbuild import CLibrary
+from nvnmd.sim.nvq1.sites import SITES
 
-# Indices into the counter array the C passes fill (names are SPEC §2.2 sites).
-SITES = ("s", "h", "R", "G", "G_slope", "g_range", "close_contact", "T", "D", "overflow",
-         "z", "tanh_slope", "x", "g", "gT", "gT18", "gR", "gG", "gs", "gh", "gu", "pair_force", "force")
-SITE = {name: k for k, name in enumerate(SITES)}
-
-# The parameter blocks passed from Python; declared once here, used by both the cffi
-# declarations and the C source, so the two can never disagree.
-PARAM_STRUCTS = """
-typedef struct {
-    long long n, K, nt, m1, m2, n_u, k_lo, n_s, type_one_side, u_cut, s0;
-    double s_R, s_tg, s_tq, s_T, s_D, c9_off, c9_sc;
-    const double *ups, *uph, *gplanes, *pad, *sel;
-} nvq1_fwd_params;
-typedef struct {
-    long long n, K, m1, m2;
-    double s_gT, s_gr, s_gg, s_gs0, s_gs1, s_gh, s_gu0, s_gu1, s_f0, s_f1, s_r18, s_v, s_F;
-} nvq1_bwd_params;
-typedef struct {
-    long long nl, m1, m2, blk, K;
-    long long nin[16], nout[16], kind[16];
-    double s_sc[16], s_idt[16], s_gsc[16];
-    const double *w[16][8], *wt[16][8], *zs[16][8], *b[16][8], *idt[16][8], *s_col[16][8];
-    double s_acc[16][8];
-    const double *wf[8], *gtop[8];
-    double s_e[8], e_const[8];
-    long long gtop_clip[8];
-    const double *tplanes;
-    long long nseg;
-    double t_end, s_th, s_dt;
-    void *dgemm;
-} nvq1_fit_params;
-"""
-
-CDEF = PARAM_STRUCTS + """
-long long nvq1_work_doubles(const nvq1_fit_params *Fp);
-void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1_fit_params *Fp,
-                  const long long *coords, const long long *cell, const long long *types, const int *nlist,
-                  const signed char *shifts, const long long *order, long long nblk, const long long *blk_lo,
-                  const long long *blk_hi, double *work, float *GG, long long *iwork, double *atom_e, double *F,
-                  double *virial, long long *counts);
-"""
-
-SOURCE = r"""
-#include <math.h>
-#include <string.h>
-/* Counter slots: keep in step with SITES in ckernel.py. */
-enum { C_S, C_H, C_R, C_G, C_GQ, C_GRANGE, C_CLOSE, C_T, C_D, C_OVER, C_Z, C_TSLOPE, C_X, C_GFIT, C_GT, C_GT18,
-       C_GR, C_GG, C_GS, C_GH, C_GU, C_PF, C_FORCE };
-#define L27 67108863.0   /* 2^26 - 1 */
-#define L18 131071.0     /* 2^17 - 1 */
-#define R_LIM 8388608LL  /* 2^23: |r_d| < 8 Å at 20 fraction bits */
-#define REC 10           /* per-slot record fields: r0 r1 r2 h qs qh R0 R1 R2 R3 */
-
-static inline double rnd(double x, double s) { return floor(x * s + 0.5); }
-/* clip to [-lim-1, lim] (ternaries, not fmin/fmax: those keep NaN rules and do not vectorise) */
-static inline double clip(double x, double lim) { return x > lim ? lim : (x < -lim - 1 ? -lim - 1 : x); }
-static inline double sat(double x, double lim, long long *c) {
-    if (x > lim) { (*c)++; return lim; }
-    if (x < -lim - 1) { (*c)++; return -lim - 1; }
-    return x;
-}
-""" + PARAM_STRUCTS + r"""
+OVERFLOW = len(SITES)  # counter slot: atoms whose neighbours of some type exceed sel (§5.1)
+NSLOTS = OVERFLOW + 1
+SOURCE, HEADER, SITES_HEADER = "nvq1_kernel.c", "nvq1_kernel.h", "nvq1_sites.h"
 
 
-/* SPEC §4 cubic unit with the rounding constants folded into the planes A, B+.5, C+.5, D+.5,
-   3A, 2B+.5 (value and slope at the table's own fraction). */
-static inline void cubic6(const double *Q, double t, double *y, double *q) {
-    double i1 = floor(Q[0] * t + Q[1]);
-    double i2 = floor(i1 * t + Q[2]);
-    *y = floor(i2 * t + Q[3]);
-    double q1 = floor(Q[4] * t + Q[5]);
-    *q = floor(q1 * t + Q[2]);
-}
-
-/* §5.1-5.6 for every atom. The in-range slots of atom i are stored compactly, c = 0..nk[i)-1
-   at p = i*K + c: jj[p], the record field f at rec[(i*REC + f)*K + c] (per atom, field-major, so
-   the backward pass vectorises over slots), and GG[p*2*m1..] = G[m1] then G'[m1] (18-bit
-   integers, exact in float32). gplanes[row][4][m1] = A, B+.5, C+.5, D fused with the 9-bit
-   rounding. Also T[i] (4 x m1, after rounding) and X[pos[i]] (m1*m2, the descriptor row). */
-static void desc_fwd_rows(const nvq1_fwd_params *P, const long long *coords, const long long *cell,
-                          const long long *types, const int *nlist, const signed char *shifts, const long long *atoms,
-                          long long na, long long *nk, long long *jj, double *rec, float *GG, double *T, double *X,
-                          long long *counts) {
-    const long long K = P->K, nt = P->nt, m1 = P->m1, m2 = P->m2;
-    double tacc[4 * 64], gtau[256];
-    long long nin[8], grow[256];
-    int gclamp[256];
-    for (long long row = 0; row < na; row++) {
-        const long long i = atoms[row], ti = types[i];
-        memset(tacc, 0, sizeof(double) * 4 * m1);
-        for (int t = 0; t < nt; t++) nin[t] = 0;
-        long long c = 0;
-        double *qi = rec + REC * K * row;
-        for (long long k = 0; k < K; k++) {
-            const long long j = nlist[i * K + k];
-            if (j < 0) continue;
-            const signed char *sh = shifts + 3 * (i * K + k);
-            long long r[3];
-            int far = 0;
-            for (int d = 0; d < 3; d++) {
-                r[d] = coords[3 * j + d] - coords[3 * i + d] + sh[0] * cell[d] + sh[1] * cell[3 + d] + sh[2] * cell[6 + d];
-                far |= r[d] >= R_LIM || r[d] <= -R_LIM;
-            }
-            if (far) continue;
-            const long long u = r[0] * r[0] + r[1] * r[1] + r[2] * r[2];
-            if (u >= P->u_cut) continue;
-            jj[row * K + c] = j;
-            const long long tj = types[j];
-            nin[tj]++;
-            /* §5.2: seg = u >> 37, t = (u >> 20) & (2^17 - 1); close contacts clamp to (k_lo, 0) */
-            long long seg = u >> 37;
-            double tau = (double)((u >> 20) & 131071) * (1.0 / 131072.0);
-            const int close = seg < P->k_lo;
-            if (close) { seg = P->k_lo; tau = 0.0; counts[C_CLOSE]++; }
-            const long long urow = (ti * P->n_u + seg) * 6;
-            double s, qs, h, qh;
-            cubic6(P->ups + urow, tau, &s, &qs);
-            cubic6(P->uph + urow, tau, &h, &qh);
-            if (close) { qs = 0.0; qh = 0.0; }
-            s = sat(s, L27, &counts[C_S]);
-            h = sat(h, L27, &counts[C_H]);
-            double R[4];
-            R[0] = s;
-            for (int d = 0; d < 3; d++) {
-                qi[d * K + c] = (double)r[d];
-                R[1 + d] = sat(rnd(h * (double)r[d], P->s_R), L27, &counts[C_R]);
-            }
-            qi[3 * K + c] = h; qi[4 * K + c] = qs; qi[5 * K + c] = qh;
-            for (int a = 0; a < 4; a++) qi[(6 + a) * K + c] = R[a];
-            /* §5.4: x = s - s0 (s0 a multiple of 2^17), 17-bit offset, clamps outside the grid */
-            const double x = s - (double)P->s0;
-            double gseg = floor(x * (1.0 / 131072.0));
-            double gt = x - gseg * 131072.0;
-            int clamp = 0;
-            if (gseg < 0) { gseg = 0; gt = 0; clamp = 1; }
-            else if (gseg >= (double)P->n_s) { gseg = (double)(P->n_s - 1); gt = 131071.0; clamp = 1; }
-            if (clamp) counts[C_GRANGE]++;
-            const long long tab = P->type_one_side ? tj : ti * nt + tj;
-            grow[c] = (tab * P->n_s + (long long)gseg) * 4 * m1;
-            gtau[c] = gt * (1.0 / 131072.0);
-            gclamp[c] = clamp;
-            c++;
-        }
-        /* second sweep over the slots just found: the M1 channels (independent of each other's
-           scalar chains above, so the two sweeps keep the core busier than one) */
-        for (long long cc = 0; cc < c; cc++) {
-            const long long p = row * K + cc;
-            const double R[4] = {qi[6 * K + cc], qi[7 * K + cc], qi[8 * K + cc], qi[9 * K + cc]};
-            const int clamp = gclamp[cc];
-            /* planes A, B+.5, C+.5, D fused with >>9; the slope's 3A, 2B+.5 and C fused with >>Gq are
-               derived exactly (small integers and powers of two), halving the table traffic */
-            const double *restrict Q = P->gplanes + grow[cc];
-            const double t = gtau[cc], tg = t * P->s_tg, tq = t * P->s_tq;
-            float *restrict Go = GG + 2 * m1 * p, *restrict Gqo = Go + m1;
-            double gv[64], qv[64];
-            for (long long m = 0; m < m1; m++) {
-                double i1 = floor(Q[m] * t + Q[m1 + m]);
-                double i2 = floor(i1 * t + Q[2 * m1 + m]);
-                gv[m] = floor(i2 * tg + Q[3 * m1 + m]);
-                double q1 = floor(3.0 * Q[m] * t + (2.0 * Q[m1 + m] - 0.5));
-                qv[m] = floor(q1 * tq + (Q[2 * m1 + m] + P->c9_off) * P->c9_sc);
-            }
-            /* SPEC §5.4 order: saturate (and count) G' first, then zero it at a clamped slot */
-            long long cg = 0, cq = 0;
-            for (long long m = 0; m < m1; m++) {
-                cg += (gv[m] > L18) | (gv[m] < -L18 - 1);
-                cq += (qv[m] > L18) | (qv[m] < -L18 - 1);
-            }
-            if (cg | cq)
-                for (long long m = 0; m < m1; m++) {
-                    gv[m] = gv[m] > L18 ? L18 : (gv[m] < -L18 - 1 ? -L18 - 1 : gv[m]);
-                    qv[m] = qv[m] > L18 ? L18 : (qv[m] < -L18 - 1 ? -L18 - 1 : qv[m]);
-                }
-            if (clamp)
-                for (long long m = 0; m < m1; m++) qv[m] = 0.0;
-            for (long long m = 0; m < m1; m++) {
-                Go[m] = (float)gv[m];
-                Gqo[m] = (float)qv[m];
-                tacc[m] += R[0] * gv[m];
-                tacc[m1 + m] += R[1] * gv[m];
-                tacc[2 * m1 + m] += R[2] * gv[m];
-                tacc[3 * m1 + m] += R[3] * gv[m];
-            }
-            counts[C_G] += cg;
-            counts[C_GQ] += cq;
-        }
-        nk[row] = c;
-        /* §5.5 padding constants; §5.1 overflow atoms */
-        int over = 0;
-        for (long long tj = 0; tj < nt; tj++) {
-            const double npad = P->sel[tj] - (double)nin[tj];
-            over |= npad < 0;
-            if (npad > 0) {
-                const double *pd = P->pad + (ti * nt + tj) * m1;
-                for (long long m = 0; m < m1; m++) tacc[m] += npad * pd[m];
-            }
-        }
-        counts[C_OVER] += over;
-        double *Ti = T + 4 * m1 * row;
-        for (long long m = 0; m < 4 * m1; m++) Ti[m] = sat(rnd(tacc[m], P->s_T), L18, &counts[C_T]);
-        /* §5.6 D[m, a2] = sum_a T[a, m] T[a, a2] */
-        double *Xi = X + m1 * m2 * row;
-        for (long long m = 0; m < m1; m++)
-            for (long long a2 = 0; a2 < m2; a2++) {
-                double acc = Ti[m] * Ti[a2] + Ti[m1 + m] * Ti[m1 + a2] + Ti[2 * m1 + m] * Ti[2 * m1 + a2]
-                             + Ti[3 * m1 + m] * Ti[3 * m1 + a2];
-                Xi[m * m2 + a2] = sat(rnd(acc, P->s_D), L27, &counts[C_D]);
-            }
-    }
-}
+def sites_header() -> str:
+    """nvq1_sites.h: the counter slots as a C enum, NVQ1_SITE_<name> (names as in sites.py)."""
+    lines = ["/* Generated from sim/nvq1/sites.py by nvnmd.sim.nvq1.ckernel.sites_header(): do not edit. */",
+             "#ifndef NVQ1_SITES_H", "#define NVQ1_SITES_H", "enum {"]
+    lines += [f"    NVQ1_SITE_{name} = {k}," for k, name in enumerate(SITES)]
+    lines += [f"    NVQ1_SITE_overflow = {OVERFLOW},  /* atoms over sel */", f"    NVQ1_NSLOTS = {NSLOTS}", "};",
+              "#endif", ""]
+    return "\n".join(lines)
 
 
-/* §7.2-7.3 for every atom: gT from gD = gX[pos[i]] and T[i], then its in-range slots (compact,
-   as nvq1_desc_fwd stored them): first the M1-channel sums per slot, then the scalar chain
-   gR̃ -> gs, gh -> gu -> f vectorised across the slots, then the scatter into F and the virial.
-   F (n x 3) and virial (9) are outputs (F rounded to FORCE, virial at VIRIAL). */
-static void desc_bwd_rows(const nvq1_bwd_params *P, const long long *atoms, long long na, const double *gX,
-                          const double *T, const long long *nk, const long long *jj, const double *rec,
-                          const float *GG, double *F, double *virial, long long *counts) {
-    const long long K = P->K, m1 = P->m1, m2 = P->m2;
-    double gT[4 * 64], gTs[4 * 64], gg[64];
-    double A0[256], A1[256], A2[256], A3[256], SG[256], f0[256], f1[256], f2[256];
-    for (long long row = 0; row < na; row++) {
-        const long long i = atoms[row];
-        const double *gD = gX + m1 * m2 * row, *Ti = T + 4 * m1 * row;
-        for (int a = 0; a < 4; a++) {
-            const double *Ta = Ti + a * m1;
-            for (long long m = 0; m < m1; m++) {
-                double acc = 0.0;
-                for (long long a2 = 0; a2 < m2; a2++) acc += gD[m * m2 + a2] * Ta[a2];
-                if (m < m2)
-                    for (long long mm = 0; mm < m1; mm++) acc += Ta[mm] * gD[mm * m2 + m];
-                const double v = sat(rnd(acc, P->s_gT), L27, &counts[C_GT]);
-                gT[a * m1 + m] = v;
-                gTs[a * m1 + m] = sat(rnd(v, 1.0 / 512.0), L18, &counts[C_GT18]);
-            }
-        }
-        const long long nc = nk[row];
-        const double *q = rec + REC * K * row;
-        const double *r0 = q, *r1 = q + K, *r2 = q + 2 * K, *hh = q + 3 * K, *qs = q + 4 * K, *qh = q + 5 * K;
-        long long cgg = 0;
-        for (long long c = 0; c < nc; c++) {
-            const float *restrict G = GG + 2 * m1 * (row * K + c), *restrict Gq = G + m1;
-            const double R0 = q[6 * K + c], R1 = q[7 * K + c], R2 = q[8 * K + c], R3 = q[9 * K + c];
-            double a0 = 0, a1 = 0, a2 = 0, a3 = 0, sg = 0;
-            for (long long m = 0; m < m1; m++) {
-                const double g = G[m];
-                a0 += gT[m] * g;
-                a1 += gT[m1 + m] * g;
-                a2 += gT[2 * m1 + m] * g;
-                a3 += gT[3 * m1 + m] * g;
-                gg[m] = rnd(gTs[m] * R0 + gTs[m1 + m] * R1 + gTs[2 * m1 + m] * R2 + gTs[3 * m1 + m] * R3, P->s_gg);
-            }
-            for (long long m = 0; m < m1; m++) {
-                const double v = gg[m];
-                cgg += (v > L27) | (v < -L27 - 1);
-                sg += clip(v, L27) * (double)Gq[m];
-            }
-            A0[c] = a0; A1[c] = a1; A2[c] = a2; A3[c] = a3; SG[c] = sg;
-        }
-        counts[C_GG] += cgg;
-        long long cr = 0, cs = 0, ch = 0, cu = 0, cf = 0;
-        for (long long c = 0; c < nc; c++) {
-            double gR0 = rnd(A0[c], P->s_gr), gR1 = rnd(A1[c], P->s_gr), gR2 = rnd(A2[c], P->s_gr),
-                   gR3 = rnd(A3[c], P->s_gr);
-            cr += ((gR0 > L27) | (gR0 < -L27 - 1)) + ((gR1 > L27) | (gR1 < -L27 - 1))
-                  + ((gR2 > L27) | (gR2 < -L27 - 1)) + ((gR3 > L27) | (gR3 < -L27 - 1));
-            gR0 = clip(gR0, L27);
-            gR1 = clip(gR1, L27);
-            gR2 = clip(gR2, L27);
-            gR3 = clip(gR3, L27);
-            double gs = rnd(SG[c], P->s_gs0) + rnd(gR0, P->s_gs1);
-            cs += (gs > L27) | (gs < -L27 - 1);
-            gs = clip(gs, L27);
-            double gh = rnd(gR1 * r0[c] + gR2 * r1[c] + gR3 * r2[c], P->s_gh);
-            ch += (gh > L27) | (gh < -L27 - 1);
-            gh = clip(gh, L27);
-            double gu = rnd(gs * qs[c], P->s_gu0) + rnd(gh * qh[c], P->s_gu1);
-            cu += (gu > L27) | (gu < -L27 - 1);
-            gu = clip(gu, L27);
-            double x0 = rnd(2.0 * gu * r0[c], P->s_f0) + rnd(gR1 * hh[c], P->s_f1);
-            double x1 = rnd(2.0 * gu * r1[c], P->s_f0) + rnd(gR2 * hh[c], P->s_f1);
-            double x2 = rnd(2.0 * gu * r2[c], P->s_f0) + rnd(gR3 * hh[c], P->s_f1);
-            cf += ((x0 > L27) | (x0 < -L27 - 1)) + ((x1 > L27) | (x1 < -L27 - 1)) + ((x2 > L27) | (x2 < -L27 - 1));
-            f0[c] = clip(x0, L27);
-            f1[c] = clip(x1, L27);
-            f2[c] = clip(x2, L27);
-        }
-        counts[C_GR] += cr; counts[C_GS] += cs; counts[C_GH] += ch; counts[C_GU] += cu; counts[C_PF] += cf;
-        double v[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, Fi[3] = {0, 0, 0};
-        for (long long c = 0; c < nc; c++) {
-            const double s0 = rnd(r0[c], P->s_r18), s1 = rnd(r1[c], P->s_r18), s2 = rnd(r2[c], P->s_r18);
-            v[0] += s0 * f0[c]; v[1] += s0 * f1[c]; v[2] += s0 * f2[c];
-            v[3] += s1 * f0[c]; v[4] += s1 * f1[c]; v[5] += s1 * f2[c];
-            v[6] += s2 * f0[c]; v[7] += s2 * f1[c]; v[8] += s2 * f2[c];
-            Fi[0] += f0[c]; Fi[1] += f1[c]; Fi[2] += f2[c];
-        }
-        for (long long c = 0; c < nc; c++) {
-            const long long j = jj[row * K + c];
-            F[3 * j] -= f0[c];
-            F[3 * j + 1] -= f1[c];
-            F[3 * j + 2] -= f2[c];
-        }
-        F[3 * i] += Fi[0]; F[3 * i + 1] += Fi[1]; F[3 * i + 2] += Fi[2];
-        for (int d = 0; d < 9; d++) virial[d] -= rnd(v[d], P->s_v);
-    }
-}
-
-/* §6.2 odd tanh table, planes[seg][7] = A, B+.5, C+.5, D fused with the value rounding,
-   3A, 2B+.5, C fused with the slope rounding. 131072 = 2^(F_Z - LT) (SPEC §3). Scalar with a
-   branch for |z| >= 8: a branch-free version vectorised with gathers measured slower. */
-static inline void tanh_unit(double z, const double *tplanes, long long nseg, double t_end, double s_th,
-                             double s_dt, double *th, double *dt) {
-    const double mag = fabs(z);
-    const double seg = floor(mag * (1.0 / 131072.0));
-    double y, q;
-    if (seg >= (double)nseg) {
-        y = t_end;
-        q = 0.0;
-    } else {
-        const double t = (mag - seg * 131072.0) * (1.0 / 131072.0);
-        const double *Q = tplanes + (long long)seg * 7;
-        double i1 = floor(Q[0] * t + Q[1]);
-        double i2 = floor(i1 * t + Q[2]);
-        y = floor(i2 * (t * s_th) + Q[3]);
-        double q1 = floor(Q[4] * t + Q[5]);
-        q = floor(q1 * (t * s_dt) + Q[6]);
-    }
-    *th = z < 0 ? -y : y;
-    *dt = q;
-}
-
-/* §6.1 after the GEMM acc = x W, columns j0..j1 (≤ 256, the board's fitting width):
-   z = sat(rnd(acc, fx + e_j - 22) + B_j) (zs[j] = 2^-k_j), tanh, idt (I = 1 and s_idt = 1 for a
-   layer without: rnd(th, 0) = th), the shortcut from xs[j] when xs is not NULL, sat. Three
-   sweeps, so the two without table lookups vectorise. */
-static inline void fit_fwd_span(long long j0, long long j1, const double *a, const double *zs, const double *b,
-                                const double *tp, long long nseg, double t_end, double s_th, double s_dt,
-                                const double *idt, double s_idt, const double *xs, double s_sc, double *xo, double *d,
-                                long long *counts) {
-    double zz[256], yy[256];
-    long long cz = 0, cq = 0, cx = 0;
-    for (long long j = j0; j < j1; j++) {
-        const double z = rnd(a[j], zs[j]) + b[j];
-        cz += (z > L27) | (z < -L27 - 1);
-        zz[j - j0] = clip(z, L27);
-    }
-    for (long long j = j0; j < j1; j++) tanh_unit(zz[j - j0], tp, nseg, t_end, s_th, s_dt, &yy[j - j0], &d[j]);
-    for (long long j = j0; j < j1; j++) {
-        const double q = d[j];
-        cq += (q > L18) | (q < -L18 - 1);
-        d[j] = clip(q, L18);
-        double y = rnd(yy[j - j0] * idt[j], s_idt);
-        if (xs) y += rnd(xs[j], s_sc);
-        cx += (y > L27) | (y < -L27 - 1);
-        xo[j] = clip(y, L27);
-    }
-    counts[C_Z] += cz;
-    counts[C_TSLOPE] += cq;
-    counts[C_X] += cx;
-}
-
-/* shortcut: 0 none, 1 identity (x of the same width), 2 concat ([x, x], double width) */
-static void fit_fwd(long long rows, long long nout, long long nin, const double *acc, const double *zs,
-                    const double *b, const double *tplanes, long long nseg, double t_end, double s_th, double s_dt,
-                    const double *idt, double s_idt, const double *xin, int shortcut, double s_sc,
-                    double *xout, double *dt, long long *counts) {
-    for (long long r = 0; r < rows; r++) {
-        const double *a = acc + r * nout, *xi = xin + r * nin;
-        double *xo = xout + r * nout, *d = dt + r * nout;
-        if (shortcut == 2) {  /* [x, x]: column j >= nin repeats x[j - nin] */
-            fit_fwd_span(0, nin, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, xi, s_sc, xo, d, counts);
-            fit_fwd_span(nin, nout, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, xi - nin, s_sc, xo, d,
-                         counts);
-        } else {
-            fit_fwd_span(0, nout, a, zs, b, tplanes, nseg, t_end, s_th, s_dt, idt, s_idt, shortcut == 1 ? xi : 0,
-                         s_sc, xo, d, counts);
-        }
-    }
-}
-
-/* §7.1 before the GEMM: rnd(rnd(g_th * tanh', 16), e_j - min e) with g_th = rnd(g I, f_idt).
-   g_stride 0 broadcasts one row (the constant gradient at the final layer). */
-static void fit_bwd_pre(long long rows, long long nout, const double *g, long long g_stride, const double *idt,
-                        double s_idt, const double *dt, const double *s_col, double *out) {
-    for (long long r = 0; r < rows; r++) {
-        const double *gr = g + r * g_stride, *d = dt + r * nout;
-        double *o = out + r * nout;
-        for (long long j = 0; j < nout; j++) {
-            const double gth = idt ? rnd(gr[j] * idt[j], s_idt) : gr[j];
-            o[j] = rnd(rnd(gth * d[j], 1.0 / 65536.0), s_col[j]);
-        }
-    }
-}
-
-/* §7.1 after the GEMM: g_x = sat(rnd(acc, f_g[l+1] + min e - f_g[l]) + shortcut'(g)). */
-static void fit_bwd_post(long long rows, long long nin, const double *acc, double s_acc, const double *g,
-                         long long g_stride, int shortcut, double s_sc, double *out, long long *counts) {
-    for (long long r = 0; r < rows; r++) {
-        const double *a = acc + r * nin, *gr = g + r * g_stride;
-        double *o = out + r * nin;
-        for (long long k = 0; k < nin; k++) {
-            double v = rnd(a[k], s_acc);
-            if (shortcut == 1) v += rnd(gr[k], s_sc);
-            else if (shortcut == 2) v += rnd(gr[k] + gr[k + nin], s_sc);
-            o[k] = sat(v, L27, &counts[C_GFIT]);
-        }
-    }
-}
+def write_sites_header(directory) -> Path:
+    """Write nvq1_sites.h into DIRECTORY (for builds of nvq1_kernel.c outside Python)."""
+    path = Path(directory) / SITES_HEADER
+    path.write_text(sites_header(), encoding="utf-8")
+    return path
 
 
-/* --- the whole evaluation --------------------------------------------------------------- */
-typedef void (*dgemm_t)(char *, char *, int *, int *, int *, double *, const double *, int *, const double *,
-                        int *, double *, double *, int *);
+# exact integer arithmetic in float64: reassociation cannot change a sum of integers below 2^53
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
+         "-fopenmp"]
 
-/* C[rows x n] = A[rows x k] B[k x n], all row-major: BLAS dgemm (column-major, so C^T = B^T A^T)
-   when given and the block has 16 rows or more (below that the plain loops measured faster),
-   else plain loops. Exact either way: integer products and sums below 2^53. */
-static void gemm(const nvq1_fit_params *Fp, long long rows, long long n, long long k, const double *A,
-                 const double *Bm, double *C) {
-    if (Fp->dgemm && rows >= 16) {
-        int m_ = (int)n, n_ = (int)rows, k_ = (int)k, lda = (int)n, ldb = (int)k, ldc = (int)n;
-        double one = 1.0, zero = 0.0;
-        char N = 'N';
-        ((dgemm_t)Fp->dgemm)(&N, &N, &m_, &n_, &k_, &one, Bm, &lda, A, &ldb, &zero, C, &ldc);
-        return;
-    }
-    for (long long r = 0; r < rows; r++) {
-        double *c = C + r * n;
-        for (long long j = 0; j < n; j++) c[j] = 0.0;
-        for (long long q = 0; q < k; q++) {
-            const double a = A[r * k + q], *bq = Bm + q * n;
-            for (long long j = 0; j < n; j++) c[j] += a * bq[j];
-        }
-    }
-}
+_LIBRARY = CLibrary("nvq1_c", "nvnmd.sim.nvq1", [SOURCE], HEADER, FLAGS, fallback="numpy",
+                    generated={SITES_HEADER: sites_header()}, link=["-fopenmp"])
 
-static long long widest(const nvq1_fit_params *Fp) {
-    long long w = Fp->m1 * Fp->m2;
-    for (long long l = 0; l < Fp->nl; l++) w = Fp->nout[l] > w ? Fp->nout[l] : w;
-    return w;
-}
 
-/* doubles of scratch nvq1_compute needs for blocks of Fp->blk atoms with Fp->K slots */
-long long nvq1_work_doubles(const nvq1_fit_params *Fp) {
-    const long long blk = Fp->blk, K = Fp->K, m1 = Fp->m1, w = widest(Fp);
-    return blk * (REC * K + 4 * m1 + (2 * Fp->nl + 5) * w);  /* rec, T, X acc gz g g2, x and tanh' per layer */
-}
-
-/* Per block of atoms of one centre type (order[blk_lo[b]..blk_hi[b]), at most Fp->blk): §5
-   for its atoms, the fitting net forward (§6) and backward (§7.1) with the GEMMs on the block,
-   then §7.2-7.3; so the per-slot G, G' stay in cache between the two descriptor passes.
-   atom_e, F (n x 3, FORCE) and virial (9, VIRIAL) are written in full. */
-void nvq1_compute(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const nvq1_fit_params *Fp,
-                  const long long *coords, const long long *cell, const long long *types, const int *nlist,
-                  const signed char *shifts, const long long *order, long long nblk, const long long *blk_lo,
-                  const long long *blk_hi, double *work, float *GG, long long *iwork, double *atom_e, double *F,
-                  double *virial, long long *counts) {
-    const long long n = P->n, K = P->K, m1 = P->m1, blk = Fp->blk, w = widest(Fp), nl = Fp->nl;
-    double *rec = work, *T = rec + blk * REC * K, *buf = T + blk * 4 * m1;
-    double *X = buf, *acc = X + blk * w, *gz = acc + blk * w, *gbuf = gz + blk * w, *gbuf2 = gbuf + blk * w;
-    double *xs = gbuf2 + blk * w, *dts = xs + nl * blk * w;  /* layer l: xs + l*blk*w, dts + l*blk*w */
-    long long *nk = iwork, *jj = nk + blk;
-    memset(F, 0, sizeof(double) * 3 * n);
-    for (int d = 0; d < 9; d++) virial[d] = 0.0;
-    for (long long bi = 0; bi < nblk; bi++) {
-        const long long *atoms = order + blk_lo[bi], rows = blk_hi[bi] - blk_lo[bi], t = types[atoms[0]];
-        desc_fwd_rows(P, coords, cell, types, nlist, shifts, atoms, rows, nk, jj, rec, GG, T, X, counts);
-        const double *x = X;
-        for (long long l = 0; l < nl; l++) {
-            gemm(Fp, rows, Fp->nout[l], Fp->nin[l], x, Fp->w[l][t], acc);
-            double *xo = xs + l * blk * w, *dt = dts + l * blk * w;
-            fit_fwd(rows, Fp->nout[l], Fp->nin[l], acc, Fp->zs[l][t], Fp->b[l][t], Fp->tplanes, Fp->nseg, Fp->t_end,
-                    Fp->s_th, Fp->s_dt, Fp->idt[l][t], Fp->s_idt[l], x, (int)Fp->kind[l], Fp->s_sc[l], xo, dt, counts);
-            x = xo;
-        }
-        /* §6.3 energy: E = rnd(sum_k x_k W_k, F_A + e - 24) + C */
-        const long long nlast = nl ? Fp->nout[nl - 1] : m1 * P->m2;
-        for (long long r = 0; r < rows; r++) {
-            double e = 0.0;
-            for (long long k = 0; k < nlast; k++) e += x[r * nlast + k] * Fp->wf[t][k];
-            atom_e[atoms[r]] = rnd(e, Fp->s_e[t]) + Fp->e_const[t];
-        }
-        /* §7.1, from the constant gradient at the final layer's input (clips charged per atom) */
-        counts[C_GFIT] += Fp->gtop_clip[t] * rows;
-        const double *g = Fp->gtop[t];
-        long long stride = 0;
-        double *gout = gbuf, *gother = gbuf2;
-        for (long long l = nl - 1; l >= 0; l--) {
-            fit_bwd_pre(rows, Fp->nout[l], g, stride, Fp->idt[l][t], Fp->s_idt[l], dts + l * blk * w,
-                        Fp->s_col[l][t], gz);
-            gemm(Fp, rows, Fp->nin[l], Fp->nout[l], gz, Fp->wt[l][t], acc);
-            fit_bwd_post(rows, Fp->nin[l], acc, Fp->s_acc[l][t], g, stride, (int)Fp->kind[l], Fp->s_gsc[l], gout,
-                         counts);
-            g = gout;
-            stride = Fp->nin[l];
-            double *tmp = gout; gout = gother; gother = tmp;
-        }
-        desc_bwd_rows(B, atoms, rows, g, T, nk, jj, rec, GG, F, virial, counts);
-    }
-    const double lim32 = 2147483647.0;
-    for (long long k = 0; k < 3 * n; k++) F[k] = sat(rnd(F[k], B->s_F), lim32, &counts[C_FORCE]);
-}
-"""
-
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
-
-_LIBRARY = CLibrary("nvq1_c", CDEF, SOURCE, FLAGS, fallback="numpy")
+def library() -> CLibrary:
+    return _LIBRARY
 
 
 def get():
     """The compiled library (ffi, lib) or None."""
     return _LIBRARY.get()
+
+
+if __name__ == "__main__":  # python -m nvnmd.sim.nvq1.ckernel DIR: nvq1_sites.h for an outside build
+    import sys
+
+    print(write_sites_header(sys.argv[1] if len(sys.argv) > 1 else "."))

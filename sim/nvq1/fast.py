@@ -10,10 +10,10 @@ identities (arith.py builds the planes), checked bit for bit against ref.py by t
 The numpy path is the named SPEC stages of stages.py, run in order (`Stages.evaluate`).
 
 When a C compiler is available (ckernel.py), `compute` is one C call instead: atoms sorted
-by type are taken in blocks of 32 of one centre type; per block one sweep over the neighbour
-slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in BLAS
-(scipy's dgemm through its C API; plain C loops if that is missing) and the elementwise steps
-in C, then one sweep for §7.2-7.3 — the same exact float64 steps, with a block's per-slot data
+by type are taken in blocks of 36 of one centre type; per block one sweep over the neighbour
+slots for §5 (tables, R̃, T, D), the fitting net forward and backward with its GEMMs in the
+kernel's own AVX tiles on weights packed once here (scipy's dgemm through its C API, or plain
+C loops, as other routes) and the elementwise steps in C, then one sweep for §7.2-7.3 — the same exact float64 steps, with a block's per-slot data
 still in cache for the backward sweep. Scratch arrays are cached per (atoms, slots, atoms per
 type), so a kernel object must not be shared between threads. `use_c=False` keeps everything
 in numpy (the tests compare all routes with each other and with the reference).
@@ -28,6 +28,7 @@ import numpy as np
 
 from nvnmd.sim.nvq1 import ckernel
 from nvnmd.sim.nvq1.arith import rnd  # noqa: F401  (the SPEC §2.2 rounding, as callers knew it here)
+from nvnmd.sim.nvq1.sites import SITES
 from nvnmd.sim.nvq1.model import (
     F_A, F_COORD, F_DT, F_E, F_F, F_R18, F_S, F_TANH, F_V, F_Z, LS, LT, LU, MAX_M1, MAX_NEIGHBORS,
     MAX_TYPES, MAX_WIDTH, SHORT_SHIFT, Nvq1Model,
@@ -36,9 +37,11 @@ from nvnmd.sim.nvq1.stages import Stages
 
 
 class FastKernel(Stages):
-    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True, use_blas: bool = True):
+    def __init__(self, M: Nvq1Model, probe: bool = False, use_c: bool = True, use_blas: bool = True,
+                 threads: int = 1):
         super().__init__(M, probe=probe)
         self.use_blas = use_blas
+        self.threads = threads  # of the C pass (same bits for any count)
         # the shared planes (arith.tables) under the names the C pass reads
         self.u_planes = self.tab.u
         self.u_planes_c = [np.ascontiguousarray(p) for p in self.u_planes]
@@ -60,7 +63,7 @@ class FastKernel(Stages):
         return self.evaluate(coords, types, cell, nlist, shifts)
 
     # -- fused C path ---------------------------------------------------------------
-    BLOCK = 32  # atoms per block of the C pass: their per-slot G, G' (~200 kB) stay in cache
+    BLOCK = 36  # atoms per block of the C pass: their per-slot G, G' stay in cache; 6 tiles of the GEMM's 6 rows
 
     def _setup_c(self):
         """Per-image constants of the C pass: table pointers, fractions as scales, the fitting
@@ -74,6 +77,13 @@ class FastKernel(Stages):
             a = np.ascontiguousarray(a, dtype=np.float64) if ty == "double *" else a
             keep.append(a)
             return ffi.cast(ty, a.ctypes.data)
+
+        def packed(w):  # the C pass's own GEMM reads the weights in its panel layout (nvq1_pack)
+            if not self.use_blas:
+                return ffi.NULL
+            out = np.empty(self.clib[1].nvq1_packed_doubles(*w.shape))
+            self.clib[1].nvq1_pack(ptr(w), *w.shape, ptr(out))
+            return ptr(out)
 
         P = self._fwd = ffi.new("nvq1_fwd_params *")
         P.nt, P.m1, P.m2, P.n_u, P.k_lo, P.n_s = M.ntypes, M.m1, M.m2, M.n_u, M.k_lo, M.n_s
@@ -110,6 +120,7 @@ class FastKernel(Stages):
                 e = L["e"][t]
                 emin = float(e.min())
                 Fp.w[l][t], Fp.wt[l][t] = ptr(L["w"][t]), ptr(L["w"][t].T)
+                Fp.wp[l][t], Fp.wtp[l][t] = packed(L["w"][t]), packed(L["w"][t].T)
                 Fp.zs[l][t], Fp.b[l][t] = ptr(np.exp2(-(fx + e - F_Z))), ptr(L["b"][t])
                 Fp.idt[l][t] = ptr(np.ones(Fp.nout[l]) if L["idt"] is None else L["idt"][t])
                 Fp.s_col[l][t] = ptr(np.exp2(-(e - emin)))
@@ -131,20 +142,19 @@ class FastKernel(Stages):
     def _plan(self, n, K, bounds):
         """Scratch arrays and the atom blocks for one (atoms, slots, atoms per type) shape, reused
         between calls (so a kernel object must not be shared between threads)."""
-        key = (n, K, bounds)
+        key = (n, K, bounds, self.threads)
         if self._plan_key == key:
             return self._plan_val
         ffi, lib = self.clib
         M, Fp, blk = self.M, self._fitp, self.BLOCK
         Fp.K = K
+        self._fwd.n, self._fwd.K = n, K
         lo = [a for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
         hi = [min(a + blk, bounds[t + 1]) for t in range(M.ntypes) for a in range(bounds[t], bounds[t + 1], blk)]
-        pl = dict(work=np.empty(lib.nvq1_work_doubles(Fp)), GG=np.empty(blk * K * 2 * M.m1, np.float32),
-                  iwork=np.empty(blk * (K + 1), np.int64), lo=np.array(lo, np.int64), hi=np.array(hi, np.int64),
-                  cnt=np.zeros(len(ckernel.SITES), np.int64), virial=np.empty((3, 3)))
-        p = {k: ffi.cast("double *" if v.dtype == np.float64 else "float *" if v.dtype == np.float32 else
-                         "long long *", v.ctypes.data) for k, v in pl.items()}
-        pl["args"] = (len(lo), p["lo"], p["hi"], p["work"], p["GG"], p["iwork"])
+        pl = dict(work=np.empty(lib.nvq1_work_doubles(self._fwd, Fp, self.threads)), lo=np.array(lo, np.int64),
+                  hi=np.array(hi, np.int64), cnt=np.zeros(ckernel.NSLOTS, np.int64), virial=np.empty((3, 3)))
+        p = {k: ffi.cast("double *" if v.dtype == np.float64 else "long long *", v.ctypes.data) for k, v in pl.items()}
+        pl["args"] = (len(lo), p["lo"], p["hi"], self.threads, p["work"])
         pl["cnt_p"], pl["virial_p"] = p["cnt"], p["virial"]
         self._plan_key, self._plan_val = key, pl
         return pl
@@ -174,8 +184,8 @@ class FastKernel(Stages):
                          ffi.cast("int *", nlist.ctypes.data), ffi.cast("signed char *", shifts.ctypes.data),
                          lp(order), *pl["args"], ffi.cast("double *", atom_e.ctypes.data),
                          ffi.cast("double *", forces.ctypes.data), pl["virial_p"], pl["cnt_p"])
-        counts = {site: c for site, c in zip(ckernel.SITES, cnt.tolist()) if c and site != "overflow"}
-        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[ckernel.SITE["overflow"]])
+        counts = {site: c for site, c in zip(SITES, cnt.tolist()) if c}
+        return atom_e, forces, pl["virial"].copy(), counts, int(cnt[ckernel.OVERFLOW])
 
 
 def _scipy_dgemm(ffi):
