@@ -6,7 +6,8 @@ module in the source tree is checked against the layer it belongs to.
       <- sim <- host                           the virtual board serves the simulator
       <- sim, host <- backends                 implementations of nvnmd.backend.Backend
       <- analysis <- md                        the MD engine sees only the Backend interface
-    commands (cli.py, bench, calculator) wire the layers together and may import any of them.
+    structures (crystal builders) see only the core
+    commands (cli.py, bench, calculator, neb) wire the layers together and may import any of them.
 """
 
 import ast
@@ -27,6 +28,7 @@ ALLOWED = {  # layer -> what it may import besides itself and the core
     "nvnmd.backends": ("nvnmd.sim", "nvnmd.host"),
     "nvnmd.analysis": (),
     "nvnmd.md": ("nvnmd.analysis",),
+    "nvnmd.structures": (),
 }
 
 
@@ -56,7 +58,7 @@ def _within(name, prefix):
 
 def _is_command(module):
     last = module.rsplit(".", 1)[-1]
-    return last in ("cli", "commands", "calculator") or _within(module, "nvnmd.bench")
+    return last in ("cli", "commands", "calculator", "neb") or _within(module, "nvnmd.bench")
 
 
 def _layer(module):
