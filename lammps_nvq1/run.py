@@ -71,12 +71,13 @@ def write_data(path: Path, atoms, type_map: list[str]) -> None:
 def input_script(pair_lines: str, run: LammpsRun, has_velocities: bool, plugin: str | None) -> str:
     ens = ("fix integ all nve" if run.ensemble == "nve" else
            f"fix integ all nvt temp {run.temperature!r} {run.temperature!r} 0.1")
-    vel = "" if has_velocities else f"velocity all create {run.temperature!r} {run.seed} dist gaussian mom yes\n"
+    vel = ("" if has_velocities or run.temperature == 0 else
+           f"velocity all create {run.temperature!r} {run.seed} dist gaussian mom yes\n")
     return (f"# written by nvnmd lammps\nunits metal\nboundary p p p\natom_style atomic\natom_modify map array\n"
             f"read_data data.lmp\n" + (f"plugin load {plugin}\n" if plugin else "") + pair_lines +
             f"neighbor {run.skin!r} bin\nneigh_modify every 1 delay 0 check yes\n" + vel +
             f"timestep {run.dt_fs / 1000.0!r}\n{ens}\n"
-            f"thermo_style custom step time temp pe ke etotal press\nthermo_modify format float %.17g\n"
+            f"thermo_style custom step time temp pe ke etotal press pxx pyy pzz pxy pxz pyz vol\nthermo_modify format float %.17g\n"
             f"thermo {run.thermo_every}\n"
             f"dump traj all custom {run.dump_every} traj.lammpstrj id type x y z ix iy iz vx vy vz fx fy fz\n"
             f"dump_modify traj sort id format float %.17g\n"
@@ -121,8 +122,16 @@ def run_lammps(workdir: Path, atoms, run: LammpsRun, np_ranks: int = 1, *, image
         pair = f"pair_style deepmd {Path(student).resolve()}\npair_coeff * * {' '.join(type_map)}\n"
     else:
         raise NvnmdError("run_lammps needs an nvq1 image or a float student")
-    write_data(workdir / "data.lmp", atoms, type_map)
     v = atoms.get_velocities()
+    if (v is None or not np.any(v)) and run.temperature > 0:
+        # the engine's own initial velocities: deterministic here, not LAMMPS's `velocity create`,
+        # whose rescaling and momentum removal sum over ranks in a rank-dependent order
+        from nvnmd.md.engine import maxwell_boltzmann
+
+        atoms = atoms.copy()
+        atoms.set_velocities(maxwell_boltzmann(np.array(atoms.get_masses()), run.temperature, run.seed))
+        v = atoms.get_velocities()
+    write_data(workdir / "data.lmp", atoms, type_map)
     (workdir / "in.lmp").write_text(input_script(pair, run, v is not None and bool(np.any(v)), plugin))
     for old in ("traj.lammpstrj", "log.lammps"):
         (workdir / old).unlink(missing_ok=True)
@@ -134,7 +143,8 @@ def run_lammps(workdir: Path, atoms, run: LammpsRun, np_ranks: int = 1, *, image
     if r.returncode or "ERROR" in log:
         err = [ln for ln in (log + r.stderr + r.stdout).splitlines() if "ERROR" in ln]
         raise NvnmdError(f"LAMMPS failed ({' '.join(cmd[:3])} ...): {(err or [r.stderr.strip() or 'no message'])[0]}")
-    return {"workdir": str(workdir), "ranks": np_ranks, **loop_time(log), "warnings": _warnings(log)}
+    return {"workdir": str(workdir), "ranks": np_ranks, **loop_time(log), "warnings": _warnings(log),
+            "thermo": read_thermo(log)}
 
 
 def _stamp(model: Path) -> str | None:
@@ -155,6 +165,24 @@ def loop_time(log: str) -> dict:
     return {"seconds": sec, "steps": steps, "natoms": natoms, "procs": procs,
             "us_per_atom_step": 1e6 * sec / max(steps * natoms, 1),
             "ns_per_day": float(perf[-1]) if perf else None}
+
+
+def read_thermo(log: str) -> list[dict]:
+    """The thermo rows of a LAMMPS log (every run's table), as dicts of floats."""
+    rows, head = [], None
+    for line in log.splitlines():
+        words = line.split()
+        if words[:2] == ["Step", "Time"]:
+            head = words
+            continue
+        if head and len(words) == len(head):
+            try:
+                rows.append(dict(zip(head, map(float, words))))
+                continue
+            except ValueError:
+                pass
+        head = None if head and line.startswith("Loop time") else head
+    return rows
 
 
 def read_dump(path) -> dict:
