@@ -42,29 +42,39 @@ def _v_scale() -> float:
 
 
 def write_data(path: Path, atoms, type_map: list[str]) -> None:
-    """Orthogonal box at the origin, positions and velocities (Å/ps) at full precision."""
+    """Box at the origin (LAMMPS's lower-triangular form when tilted), positions and velocities
+    (Å/ps) at full precision. A diagonal cell is written as it is (no rotation), so positions,
+    hence COORD codes, are the caller's bits."""
     from ase.data import atomic_masses, atomic_numbers
 
     cell = np.array(atoms.cell.array, dtype=np.float64)
-    if np.any(cell != np.diag(np.diag(cell))):
-        raise NvnmdError("pair_style nvq1 runs orthogonal boxes only; this cell has tilt components")
-    pos = np.array(atoms.positions, dtype=np.float64).tolist()
-    L = [float(x) for x in np.diag(cell)]
+    pos = np.array(atoms.positions, dtype=np.float64)
+    v = atoms.get_velocities()
+    v = None if v is None or not np.any(v) else np.asarray(v, dtype=np.float64) * _v_scale()
+    tilted = bool(np.any(cell != np.diag(np.diag(cell))))
+    if tilted:
+        from nvnmd.md.bench import lower_triangular
+
+        cell, rot = lower_triangular(cell)
+        pos = pos @ rot
+        v = None if v is None else v @ rot
     symbols = atoms.get_chemical_symbols()
     missing = sorted(set(symbols) - set(type_map))
     if missing:
         raise NvnmdError(f"elements {' '.join(missing)} are not in the model's type map ({' '.join(type_map)})")
+    c = [[float(x) for x in row] for row in cell]
     lines = [f"nvnmd structure\n\n{len(atoms)} atoms\n{len(type_map)} atom types\n\n"]
-    lines += [f"0 {L[d]!r} {a}lo {a}hi\n" for d, a in enumerate("xyz")]
+    lines += [f"0 {c[d][d]!r} {a}lo {a}hi\n" for d, a in enumerate("xyz")]
+    if tilted:
+        lines.append(f"{c[1][0]!r} {c[2][0]!r} {c[2][1]!r} xy xz yz\n")
     lines.append("\nMasses\n\n")
     lines += [f"{k + 1} {float(atomic_masses[atomic_numbers[s]])!r}\n" for k, s in enumerate(type_map)]
     lines.append("\nAtoms # atomic\n\n")
-    lines += [f"{n + 1} {type_map.index(s) + 1} {p[0]!r} {p[1]!r} {p[2]!r}\n" for n, (s, p) in enumerate(zip(symbols, pos))]
-    v = atoms.get_velocities()
-    if v is not None and np.any(v):
-        v = (np.asarray(v) * _v_scale()).tolist()
+    lines += [f"{n + 1} {type_map.index(s) + 1} {p[0]!r} {p[1]!r} {p[2]!r}\n"
+              for n, (s, p) in enumerate(zip(symbols, pos.tolist()))]
+    if v is not None:
         lines.append("\nVelocities\n\n")
-        lines += [f"{n + 1} {x[0]!r} {x[1]!r} {x[2]!r}\n" for n, x in enumerate(v)]
+        lines += [f"{n + 1} {x[0]!r} {x[1]!r} {x[2]!r}\n" for n, x in enumerate(v.tolist())]
     path.write_text("".join(lines))
 
 
@@ -185,8 +195,18 @@ def read_thermo(log: str) -> list[dict]:
     return rows
 
 
+def _dump_box(lines: list[str]) -> np.ndarray:
+    """Rows a, b, c of a dump's BOX BOUNDS (orthogonal or with the xy xz yz tilts)."""
+    v = [[float(x) for x in ln.split()] for ln in lines]
+    xy, xz, yz = (v[0][2], v[1][2], v[2][2]) if len(v[0]) == 3 else (0.0, 0.0, 0.0)
+    xlo = v[0][0] - min(0.0, xy, xz, xy + xz)
+    xhi = v[0][1] - max(0.0, xy, xz, xy + xz)
+    ylo, yhi = v[1][0] - min(0.0, yz), v[1][1] - max(0.0, yz)
+    return np.array([[xhi - xlo, 0, 0], [xy, yhi - ylo, 0], [xz, yz, v[2][1] - v[2][0]]])
+
+
 def read_dump(path) -> dict:
-    """Frames of the id-sorted dump: steps, types, unwrapped positions, velocities, forces, box."""
+    """Frames of the id-sorted dump: steps, types, unwrapped positions, velocities, forces, cell."""
     steps, pos, vel, frc, boxes, types = [], [], [], [], [], None
     with open(path) as fh:
         while True:
@@ -199,14 +219,13 @@ def read_dump(path) -> dict:
             fh.readline()
             n = int(fh.readline())
             fh.readline()
-            box = [float(fh.readline().split()[1]) - 0.0 for _ in range(3)]
+            cell = _dump_box([fh.readline() for _ in range(3)])
             fh.readline()
             a = np.loadtxt([fh.readline() for _ in range(n)], ndmin=2)
-            L = np.array(box)
             types = a[:, 1].astype(int)
-            pos.append(a[:, 2:5] + a[:, 5:8] * L)
+            pos.append(a[:, 2:5] + a[:, 5:8] @ cell)
             vel.append(a[:, 8:11])
             frc.append(a[:, 11:14])
-            boxes.append(L)
+            boxes.append(cell)
     return {"steps": np.array(steps), "types": types, "positions": np.array(pos), "velocities": np.array(vel),
-            "forces": np.array(frc), "box": np.array(boxes)}
+            "forces": np.array(frc), "cell": np.array(boxes)}

@@ -16,7 +16,7 @@
      codes exactly as the kernel's last step would have. Energies (ENERGY codes) and the virial
      (VIRIAL codes) are sums of integers too.
    Hence forces, energy and virial are the simulator's bits for any decomposition; LAMMPS's own
-   ghost force reverse communication then adds zeros. Orthogonal boxes and metal units only.
+   ghost force reverse communication then adds zeros. Metal units; orthogonal or triclinic boxes.
    The short-range wall of nvnmd.backends.guard is not applied here: pairs inside it are counted
    and reported once (extract("nvq1_stats")[1]). */
 #include "pair_nvq1.h"
@@ -114,7 +114,6 @@ void PairNVQ1::coeff(int narg, char **arg) {
 
 void PairNVQ1::init_style() {
     if (std::strcmp(update->unit_style, "metal") != 0) error->all(FLERR, "pair_style nvq1 requires units metal");
-    if (domain->triclinic) error->all(FLERR, "pair_style nvq1 supports orthogonal boxes only");
     neighbor->add_request(this, NeighConst::REQ_FULL);
 }
 
@@ -136,7 +135,10 @@ void PairNVQ1::compute(int eflag, int vflag) {
                                                   atom->tag[i], x[i][d]);
             code[3 * i + d] = q;
         }
-    for (int d = 0; d < 3; d++) box_code[d] = (long long)std::floor(domain->prd[d] * coord_scale + 0.5);
+    // box vectors a = (xprd,0,0), b = (xy,yprd,0), c = (xz,yz,zprd) as CELL codes (same grid as COORD)
+    const double box[6] = {domain->xprd, domain->yprd, domain->zprd, domain->yz, domain->xz, domain->xy};
+    for (int d = 0; d < 6; d++) box_code[d] = (long long)std::floor((d < 3 || domain->triclinic ? box[d] : 0.0) *
+                                                                    coord_scale + 0.5);
     comm->forward_comm(this);
     coords.resize(3 * (size_t)nall);
     types.resize(nall);
@@ -262,7 +264,14 @@ int PairNVQ1::pack_forward_comm(int n, int *list, double *buf, int pbc_flag, int
     int m = 0;
     for (int k = 0; k < n; k++) {
         const int j = list[k];
-        for (int d = 0; d < 3; d++) buf[m++] = code[3 * j + d] + (pbc_flag ? (double)(pbc[d] * box_code[d]) : 0.0);
+        // the image shift in integer codes: pbc = (i, j, k, k, k, j) for x + i a + j b + k c
+        long long s[3] = {0, 0, 0};
+        if (pbc_flag) {
+            s[0] = pbc[0] * box_code[0] + pbc[5] * box_code[5] + pbc[4] * box_code[4];
+            s[1] = pbc[1] * box_code[1] + pbc[3] * box_code[3];
+            s[2] = pbc[2] * box_code[2];
+        }
+        for (int d = 0; d < 3; d++) buf[m++] = code[3 * j + d] + (double)s[d];
     }
     return m;
 }

@@ -36,7 +36,7 @@ class PairNVQ1 : public Pair {
     std::vector<double> guard_r2;  // [nt*nt] (closest pair in the training data)^2, Å^2
     double rcut = 0.0;
     double s_force = 0.0, lsb_force = 0.0, lsb_energy = 0.0, lsb_virial = 0.0, coord_scale = 0.0;
-    long long box_code[3] = {0, 0, 0};
+    long long box_code[6] = {0, 0, 0, 0, 0, 0};  // xprd yprd zprd yz xz xy
     // per-step buffers (local + ghost atoms)
     std::vector<double> code;   // COORD codes, 3 per atom (exact integers, forward-communicated)
     std::vector<double> fsum;   // force sums at the pair-force fraction (exact integers, reverse-communicated)
