@@ -90,3 +90,26 @@ def test_model_file_damage_refused(image, lgps200, tmp_path):
     with pytest.raises(NvnmdError) as e:
         run_lammps(tmp_path, atoms, LammpsRun(steps=0, temperature=0.0), 1, image=image)
     assert "CRC-32C" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_runs_quantized_and_float_students(image, tmp_path):
+    """`nvnmd lammps` end to end: the image through pair_style nvq1 on 2 ranks, the float student
+    through deepmd-kit's pair_style deepmd on the same path; bad settings are one line, exit 2."""
+    import json
+    import subprocess
+    import sys
+
+    nvnmd = [os.path.join(os.path.dirname(sys.executable), "nvnmd")]
+    img = tmp_path / "lgps.nvq"
+    image.write(img)
+    common = ["--supercell", "1,1,1", "--steps", "20", "--traj-every", "10", "-T", "600"]
+    for pair, extra in (("nvq1", ["--image", str(img), "--np", "2"]), ("deepmd", [])):
+        out = tmp_path / pair
+        r = subprocess.run(nvnmd + ["lammps", "--pair", pair, *extra, *common, "-o", str(out)], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        summary = json.loads((out / "lammps.json").read_text())
+        assert summary["pair"] == pair and summary["steps"] == 20 and summary["us_per_atom_step"] > 0
+    bad = subprocess.run(nvnmd + ["lammps", "--np", "0", "-o", str(tmp_path / "bad")], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
