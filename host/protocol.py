@@ -42,11 +42,11 @@ NAMES = {v: k for k, v in dict(IDENTIFY=IDENTIFY, CAPS=CAPS, IMAGE_BEGIN=IMAGE_B
                                 ERROR=ERROR, RESET=RESET).items()}
 
 # Error codes
-E_BAD_MESSAGE, E_NOT_LOADED, E_DIGEST, E_LIMIT, E_NO_CELL, E_NO_LIST, E_COMPUTE, E_UNSUPPORTED = range(1, 9)
+E_BAD_MESSAGE, E_NOT_LOADED, E_DIGEST, E_LIMIT, E_NO_CELL, E_NO_LIST, E_COMPUTE, E_UNSUPPORTED, E_BUSY = range(1, 10)
 ERROR_NAMES = {E_BAD_MESSAGE: "bad message", E_NOT_LOADED: "no image loaded (board reset?)",
                E_DIGEST: "image digest mismatch", E_LIMIT: "limit exceeded", E_NO_CELL: "no cell sent",
                E_NO_LIST: "no neighbour list to reuse", E_COMPUTE: "compute failed",
-               E_UNSUPPORTED: "unsupported message"}
+               E_UNSUPPORTED: "unsupported message", E_BUSY: "board busy"}
 ENC_FIXED, ENC_FLOAT64 = 0, 1
 
 

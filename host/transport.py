@@ -113,12 +113,33 @@ class XdmaTransport:
                 del exc
 
 
+SOCKET_OPTIONS = {"logging": ("debug", "info", "warning", "error")}  # what pyserial's socket:// accepts
+
+
+def check_socket_url(url: str) -> None:
+    """socket://HOST:PORT[?logging=LEVEL], checked here so that a bad port or option is named
+    (pyserial reports either as its list of logging levels)."""
+    parts = urllib.parse.urlsplit(url)
+    host, sep, port = parts.netloc.rpartition(":")
+    if not sep or not host:
+        raise LinkError(f"{url}: a socket URL needs a host and a port, socket://HOST:PORT")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise LinkError(f"{url}: port {port!r} is not a number in 1..65535")
+    for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items():
+        if key not in SOCKET_OPTIONS:
+            raise LinkError(f"{url}: unknown option {key!r} (a socket URL takes only ?logging=LEVEL)")
+        if any(v not in SOCKET_OPTIONS[key] for v in values):
+            raise LinkError(f"{url}: {key} must be one of {', '.join(SOCKET_OPTIONS[key])}")
+
+
 def open_transport(url: str):
     if url.startswith("xdma://"):
         paths = url[len("xdma://"):].split(",")
         if len(paths) != 2 or not all(paths):
             raise LinkError(f"xdma URL must be xdma://H2C_PATH,C2H_PATH, got {url}")
         return XdmaTransport(paths[0], paths[1])
+    if url.startswith("socket://"):
+        check_socket_url(url)
     if "://" in url:
         return SerialTransport(url)
     # A tty path with an optional ?baud=N query (pyserial port names carry no query).

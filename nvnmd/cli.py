@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "nvnmd.host.cli",
     "nvnmd.structures.cli",
     "nvnmd.neb",
+    "nvnmd.lammps.cli",
 ]
 
 

@@ -294,3 +294,87 @@ def test_demo_board_md_equals_sim(image_path, tmp_path):
     # the list crossed the link once per build; every other step carried coordinates only
     assert len(sent_list) == cfg.steps + 1 and sum(sent_list) == got["neighbor_builds"] and sent_list[0]
     assert retries == 0
+
+
+def test_idle_connection_does_not_block_a_second_host(served, image, frame50):
+    """An idle local connection (a host that connected and went quiet) must not make every
+    other host time out: a second host identifies at once, shares the loaded image, and a
+    third host that wants another image gets "board busy" in one fast round trip; only the
+    image's holder unloads it, and once it disconnects the board is free again."""
+    import socket as socketlib
+
+    vb, url = served
+    sim, fr = frame50
+    host, port = url[len("socket://"):].split(":")
+    idle = socketlib.create_connection((host, int(port)))  # connects and never speaks
+    nl = build_neighbor_list(fr.coord, fr.cell, sim.rcut)
+    req = encode_request(fr.coord, fr.types, fr.cell, nl.nlist, nl.shifts)
+    try:
+        t0 = time.perf_counter()
+        first = Board.open(url, timeout=0.5, retries=1)
+        assert time.perf_counter() - t0 < 2.0
+        first.upload(image)
+        first.set_cell(req.cell)
+        _same(first.compute(req.coords, req.types, req.nlist, req.shifts), sim.compute(req))
+        # a second host with the same image shares the board; its cell and list are its own
+        with Board.open(url, timeout=0.5, retries=1) as second:
+            second.upload(image)
+            second.set_cell(req.cell)
+            _same(second.compute(req.coords, req.types, req.nlist, req.shifts), sim.compute(req))
+            # a host that wants another image is refused at once, in one line
+            t0 = time.perf_counter()
+            with pytest.raises(P.BoardError) as e:
+                second.request(P.IMAGE_BEGIN, P.encode_image_begin(64, bytes(32)), P.ACK)
+            assert time.perf_counter() - t0 < 0.5
+            assert e.value.code == P.E_BUSY and "busy" in str(e.value) and "\n" not in str(e.value)
+            second.reset()  # not the only holder: wipes its own session, not the image
+        # the first host's image, cell and list survived the other hosts
+        _same(first.compute(req.coords, req.types), sim.compute(req))
+        assert first.stats["recoveries"] == 0 and first.identify()["loaded"]
+        first.close()
+        # the holder is gone: a new host may load another image
+        with Board.open(url, timeout=0.5, retries=1) as third:
+            third.request(P.IMAGE_BEGIN, P.encode_image_begin(64, bytes(32)), P.ACK)
+    finally:
+        idle.close()
+
+
+def test_board_times_its_own_compute(image, frame50):
+    """The board side measures what it spends computing, so `bench link` subtracts the time of
+    the very requests it timed (not a separate in-process loop, clamped at zero)."""
+    import nvnmd.host.bench as hb
+
+    sim, fr = frame50
+    core = BoardCore()
+    core.load_image_bytes(image.to_bytes())
+    nl = build_neighbor_list(fr.coord, fr.cell, sim.rcut)
+    req = encode_request(fr.coord, fr.types, fr.cell, nl.nlist, nl.shifts)
+    core.handle(P.Frame(P.CELL, 1, P.encode_cell(req.cell, True)))
+    assert core.compute_stats == {"computes": 0, "seconds": 0.0}
+    for seq in (2, 3):
+        core.handle(P.Frame(P.COMPUTE, seq, P.encode_compute(req.coords, req.types, req.nlist, req.shifts)))
+    core.handle(P.Frame(P.COMPUTE, 3, P.encode_compute(req.coords, req.types, req.nlist, req.shifts)))  # a retry
+    assert core.compute_stats["computes"] == 2 and core.compute_stats["seconds"] > 0
+
+    class Args:
+        image = None
+        repeat = 1
+
+    out = hb.run(Args(), image=image)
+    s = out["socket"]
+    for case in ("reuse", "list"):
+        # link = round trip - board compute of the same requests: positive, never clamped
+        assert s[f"link_{case}_us"] > 0
+        assert abs(s[f"step_{case}_us"] - s[f"board_{case}_us"] - s[f"link_{case}_us"]) < 1e-6
+
+
+def test_socket_url_with_bad_port_names_the_port():
+    from nvnmd.errors import LinkError
+    from nvnmd.host.transport import open_transport
+
+    for url, word in (("socket://127.0.0.1:notaport", "notaport"), ("socket://127.0.0.1:99999", "99999"),
+                      ("socket://127.0.0.1", "port"), ("socket://127.0.0.1:5000?bogus=1", "bogus")):
+        with pytest.raises(LinkError) as e:
+            open_transport(url)
+        msg = str(e.value)
+        assert word in msg and "debug|info" not in msg and "\n" not in msg, msg
