@@ -342,7 +342,7 @@ def test_idle_connection_does_not_block_a_second_host(served, image, frame50):
 def test_board_times_its_own_compute(image, frame50):
     """The board side measures what it spends computing, so `bench link` subtracts the time of
     the very requests it timed (not a separate in-process loop, clamped at zero)."""
-    import nvnmd.host.bench as hb
+    import nvnmd.bench.link as hb
 
     sim, fr = frame50
     core = BoardCore()
