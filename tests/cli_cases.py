@@ -174,7 +174,7 @@ def run_cases(r: Runner) -> None:
     cond = ["conductivity", "--backend", "sim", "--image", "def.nvq", "--supercell", "1,1,1", "--steps", "40",
             "--traj-every", "2", "--quiet"]
     rc, out, err = r.case("conductivity at one temperature", [*cond, "-T", "900", "-o", "c1"])
-    r.rows[-1]["note"] = "stdout: " + " / ".join(s for s in out.splitlines() if s.startswith(("Ea", "T =")))[:240]
+    r.rows[-1]["note"] = "stdout: " + " / ".join(s for s in out.splitlines() if s.startswith("Ea") or "Ea and" in s)[:240]
     rc, out, err = r.case("conductivity re-run in the same -o with --dt 1", [*cond, "-T", "900", "--dt", "1", "-o", "c1"])
     if (w / "c1" / "conductivity.json").exists():
         md = json.loads((w / "c1" / "conductivity.json").read_text()).get("md", {})
