@@ -1,0 +1,27 @@
+"""Where the hardware's files are, in a checkout or an installed wheel (importlib.resources)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def fpga_root() -> Path:
+    # The package is installed as plain files (setuptools never zips it), so the traversable
+    # is a real directory that simulators and yosys can be pointed at.
+    return Path(str(resources.files("nvnmd.fpga")))
+
+
+def rtl_dir(*parts: str) -> Path:
+    return fpga_root().joinpath("rtl", *parts)
+
+
+def link_sources() -> list[Path]:
+    """The protocol front end's Verilog files, dependencies first."""
+    d = rtl_dir("link")
+    return [d / "nvq_crc32c_byte.v", d / "nvq_link_rx.v", d / "nvq_link_tx.v"]
+
+
+def core_sources() -> list[Path]:
+    """Every Verilog file of the datapath (fpga/rtl/core/), sorted by name."""
+    return sorted(rtl_dir("core").glob("*.v"))
