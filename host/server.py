@@ -1,7 +1,9 @@
 """The virtual board: the bit-accurate simulator behind the wire protocol.
 
 `BoardCore` is the board's state machine (image upload + digest check, cell, neighbour list,
-compute, per-sequence response cache, reset). `VirtualBoard` serves it over TCP on 127.0.0.1
+compute, per-sequence response cache, reset); what computes is its engine: the simulator
+(`SimEngine`, the default) or anything with the same `load(image)` (`nvnmd.fpga.board.RtlEngine`:
+the RTL core in Verilator). `VirtualBoard` serves it over TCP on 127.0.0.1
 (never any other address), a pty, or a pair of FIFOs (the XDMA stand-in), with optional link
 bandwidth/latency emulation and seeded fault injection (faults.py).
 """
@@ -22,16 +24,29 @@ from nvnmd.host.faults import Faults
 from nvnmd.image import Image
 
 
+class SimEngine:
+    """The default compute engine: `load(image)` -> the bit-accurate simulator of the image."""
+
+    name = "nvnmd virtual board (simulator)"
+
+    def load(self, image: Image):
+        import nvnmd.sim
+
+        return nvnmd.sim.load(image)
+
+
 class BoardCore:
-    def __init__(self, max_atoms: int = P.MAX_ATOMS, max_neighbors: int = P.MAX_NEIGHBORS):
+    def __init__(self, max_atoms: int = P.MAX_ATOMS, max_neighbors: int = P.MAX_NEIGHBORS, engine=None):
         self.max_atoms = max_atoms
         self.max_neighbors = max_neighbors
+        self.engine = engine or SimEngine()
         # Instrumentation outside the board's reset domain (a test harness's counters).
         self.applied: list[int] = []
         self.resets = 0
         self._wipe()
 
     def _wipe(self):
+        self._release()
         self.sim = None
         self.image_digest = None
         self._upload = None  # (size, digest, bytearray)
@@ -46,16 +61,22 @@ class BoardCore:
         self.resets += 1
         self._wipe()
 
-    def load_image_bytes(self, raw: bytes):
-        import nvnmd.sim
+    def _release(self):
+        # an engine holding a process (the RTL simulator) gives it back when its image goes
+        close = getattr(getattr(self, "sim", None), "close", None)
+        if close is not None:
+            close()
 
+    def load_image_bytes(self, raw: bytes):
         image = Image.from_bytes(raw, source="uploaded image")
-        self.sim = nvnmd.sim.load(image)
+        self._release()
+        self.sim = None
+        self.sim = self.engine.load(image)
         self.image_digest = hashlib.sha256(raw).digest()
 
     def caps(self) -> dict:
         caps = {"protocol": P.PROTOCOL_VERSION, "max_atoms": self.max_atoms, "max_neighbors": self.max_neighbors,
-                "loaded": self.sim is not None, "board": "nvnmd virtual board (simulator)",
+                "loaded": self.sim is not None, "board": self.engine.name,
                 "formats": {k: v.to_dict() for k, v in IO_FORMATS.items()},
                 "image_sha256": self.image_digest.hex() if self.image_digest else None}
         if self.sim is not None:
