@@ -23,5 +23,7 @@ def link_sources() -> list[Path]:
 
 
 def core_sources() -> list[Path]:
-    """Every Verilog file of the datapath (fpga/rtl/core/), sorted by name."""
-    return sorted(rtl_dir("core").glob("*.v"))
+    """The datapath's Verilog files in dependency order (fpga/rtl/core/files.txt); the
+    `include`d headers sit beside them (pass their directory as an include path)."""
+    d = rtl_dir("core")
+    return [d / name for name in (d / "files.txt").read_text().split()]

@@ -61,9 +61,10 @@ def synthesize(top: str, sources: list[Path], params: dict | None = None, *, log
     script = fpga_root() / "synth" / "synth_xcup.ys"
     with tempfile.TemporaryDirectory(prefix="nvnmd-synth-") as tmp:
         stat = Path(tmp) / "stat.json"
+        incs = "".join(f"-I{d} " for d in sorted({str(Path(s).parent) for s in sources}))
         chparams = "".join(f"chparam -set {k} {v} {top}; " for k, v in (params or {}).items())
         cmd = ["yosys", "-q", "-l", str(log or Path(tmp) / "yosys.log"), "-p",
-               f"read_verilog -sv {' '.join(str(s) for s in sources)}; {chparams}hierarchy -top {top}; "
+               f"read_verilog -sv {incs}{' '.join(str(s) for s in sources)}; {chparams}hierarchy -top {top}; "
                f"script {script}; tee -q -o {stat} stat -json"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)

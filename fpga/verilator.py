@@ -59,7 +59,9 @@ def build_key(top: str, sources: list[Path], params: dict, harness: Path) -> str
     h = hashlib.sha256()
     h.update(verilator_version().encode())
     h.update(json.dumps([top, VERILATOR_FLAGS, sorted((k, str(v)) for k, v in params.items())]).encode())
-    for path in [*sources, harness]:
+    # every file the build reads: the sources, the headers beside them (`include) and the harness
+    headers = sorted({hdr for s in sources for hdr in Path(s).parent.glob("*.vh")})
+    for path in [*sources, *headers, harness]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:20]
@@ -80,8 +82,9 @@ def build_native(top: str, sources: list[Path], params: dict, *, harness: Path |
     jobs = jobs or int(os.environ.get("NVNMD_RTL_JOBS", "1"))
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{top}-") as tmp:
         obj = Path(tmp) / "obj"
+        includes = sorted({f"-I{Path(s).parent}" for s in sources})
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs), "--Mdir", str(obj), "-o", "Vcore",
-               "--top-module", top, *VERILATOR_FLAGS, *(_param_flag(k, v) for k, v in params.items()),
+               "--top-module", top, *VERILATOR_FLAGS, *includes, *(_param_flag(k, v) for k, v in params.items()),
                *map(str, sources), str(harness)]
         if not quiet:
             print(f"nvnmd: building {top} in Verilator (once per configuration; cached in {final.parent})",
@@ -257,8 +260,8 @@ class RtlCore:
         atom_e = h.read(1, 0, n)
         forces = h.read(2, 0, 3 * n)
         blocks = {0: scal, 1: atom_e, 2: forces}
-        res = self._cc.read_result(lambda sel, addr: int(blocks[sel][addr]), n)
-        self.last_cycles = int(scal[2])
+        res, cycles = self._cc.read_result(lambda sel, addr: int(blocks[sel][addr]), n)
+        self.last_cycles = int(cycles)
         return res
 
     def close(self) -> None:
