@@ -54,6 +54,15 @@ def fold(cells: dict) -> dict:
     }
 
 
+def _literal(value) -> str:
+    """A parameter value as yosys reads it: negative integers as signed sized hex literals
+    (chparam cannot decode a minus sign), everything else as given."""
+    if isinstance(value, int) and value < 0:
+        bits = 32 if value >= -(1 << 31) else 64
+        return f"{bits}'sh{value & ((1 << bits) - 1):x}"
+    return str(value)
+
+
 def synthesize(top: str, sources: list[Path], params: dict | None = None, *, log: Path | None = None) -> dict:
     """Run the xcup flow; returns fold(cells) plus 'cells' (raw counts) and 'seconds'."""
     if shutil.which("yosys") is None:
@@ -62,9 +71,13 @@ def synthesize(top: str, sources: list[Path], params: dict | None = None, *, log
     with tempfile.TemporaryDirectory(prefix="nvnmd-synth-") as tmp:
         stat = Path(tmp) / "stat.json"
         incs = "".join(f"-I{d} " for d in sorted({str(Path(s).parent) for s in sources}))
-        chparams = "".join(f"chparam -set {k} {v} {top}; " for k, v in (params or {}).items())
+        # -defer: elaborate only at `hierarchy`, with the parameters set, so `$readmemh` opens the
+        # files under MEM_DIR and not under the default "" (string values keep their quotes)
+        # one chparam for all: each chparam elaborates, and a partial set would read the files too
+        sets = " ".join(f"-set {k} {_literal(v)}" for k, v in (params or {}).items())
+        chparams = f"chparam {sets} {top}; " if sets else ""
         cmd = ["yosys", "-q", "-l", str(log or Path(tmp) / "yosys.log"), "-p",
-               f"read_verilog -sv {incs}{' '.join(str(s) for s in sources)}; {chparams}hierarchy -top {top}; "
+               f"read_verilog -defer -sv {incs}{' '.join(str(s) for s in sources)}; {chparams}hierarchy -top {top}; "
                f"script {script}; tee -q -o {stat} stat -json"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
