@@ -97,3 +97,24 @@ def test_rtl_check_bad_input_is_one_line(tmp_path):
     out = subprocess.run([NVNMD, "rtl", "check", "--image", str(tmp_path / "missing.nvq")],
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "image not found" in out.stderr
+
+
+def test_cli_serve_rtl_selftest(image, tmp_path):
+    """`nvnmd board serve --rtl` then `nvnmd board selftest`, both as a user types them."""
+    path = tmp_path / "lgps.nvq"
+    image.write(path)
+    srv = subprocess.Popen([NVNMD, "board", "serve", "--rtl", "--lanes", str(LANES), "--model", str(path)],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        url = srv.stdout.readline().strip()
+        assert url.startswith("socket://127.0.0.1:")
+        info = subprocess.run([NVNMD, "board", "info", url, "--timeout", "30"], capture_output=True, text=True,
+                              timeout=120)
+        assert info.returncode == 0 and "RTL: nvq1_core in Verilator" in info.stdout
+        st = subprocess.run([NVNMD, "board", "selftest", url, "--model", str(path), "--timeout", str(TIMEOUT)],
+                            capture_output=True, text=True, timeout=600)
+        assert st.returncode == 0, st.stderr[-2000:]
+        assert st.stdout.startswith("PASS") and "bit-identical to the simulator" in st.stdout
+    finally:
+        srv.terminate()
+        srv.wait(30)
