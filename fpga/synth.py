@@ -21,9 +21,10 @@ from pathlib import Path
 from nvnmd.errors import NvnmdError
 from nvnmd.fpga.sources import fpga_root
 
-# Device resources of the named parts (AMD/Xilinx data sheets DS891 Zynq UltraScale+ MPSoC
-# overview and DS962 Alveo U250; the ZCU104 carries an XCZU7EV-2FFVC1156). URAM is not
-# counted: the flow infers block RAM only (synth_xilinx without -uram).
+# Device resources of the named parts, as AMD's product tables give them (DS891 Zynq
+# UltraScale+ MPSoC overview; DS962 Alveo U250) and as the project brief quotes them; the ZCU104
+# carries an XCZU7EV-2FFVC1156. Not re-checked against the data sheets in this repository.
+# URAM is not counted: the flow infers block RAM only (synth_xilinx without -uram).
 PARTS = {
     "XCZU7EV (ZCU104)": {"DSP48E2": 1728, "RAMB36E2": 312, "LUT": 230_400, "FF": 460_800},
     "XCU250 (Alveo U250)": {"DSP48E2": 12_288, "RAMB36E2": 2688, "LUT": 1_728_000, "FF": 3_456_000},
