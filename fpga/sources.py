@@ -19,7 +19,7 @@ def rtl_dir(*parts: str) -> Path:
 def link_sources() -> list[Path]:
     """The protocol front end's Verilog files, dependencies first."""
     d = rtl_dir("link")
-    return [d / "nvq_crc32c_byte.v", d / "nvq_link_rx.v", d / "nvq_link_tx.v"]
+    return [d / "nvq_crc32c_byte.v", d / "nvq_link_rx.v", d / "nvq_link_tx.v", d / "nvq_uart.v"]
 
 
 def core_sources() -> list[Path]:

@@ -44,3 +44,10 @@ def test_link_rx(rx, bench):
 
 def test_link_tx(tx):
     tx.test(test_module="tb_link", hdl_toplevel="nvq_link_tx", testcase="tx_frames")
+
+
+@pytest.mark.parametrize("top,bench", [("nvq_uart_link_rx", "uart_rx_frames"), ("nvq_uart_tx", "uart_tx_bytes")])
+def test_uart(rtl_build_root, top, bench):
+    need("iverilog", "cocotb")
+    runner = _runner(rtl_build_root / top, top, {"CLKS_PER_BIT": 4})
+    runner.test(test_module="tb_link", hdl_toplevel=top, testcase=bench)
