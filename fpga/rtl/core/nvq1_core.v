@@ -395,7 +395,7 @@ module nvq1_core #(
         S_INIT: begin
             a_f <= c; we_f <= 1'b1; wd_fx <= 0; wd_fy <= 0; wd_fz <= 0;
             c <= c + 1;
-            if (c == natoms - 1) begin st <= S_ATOM; c <= 0; ai <= 0; nlbase <= 0; end
+            if (c + 1 >= natoms) begin st <= S_ATOM; c <= 0; ai <= 0; nlbase <= 0; end
         end
         // coordinates and type of atom i
         S_ATOM: begin
