@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name in ("drop", "corrupt", "delay", "duplicate"):
         s.add_argument(f"--{name}", type=float, default=0.0, help=f"probability to {name} a frame")
     s.add_argument("--reset-every", type=int, default=0, help="reset the board every N new compute requests")
+    s.add_argument("--rtl", action="store_true",
+                   help="compute on the RTL (nvq1_core in Verilator) instead of the simulator; needs verilator, g++, make")
+    s.add_argument("--lanes", type=int, default=8, help="--rtl: MAC lanes of the fitting GEMV (default 8)")
+    s.add_argument("--max-atoms", type=int, default=1024, help="--rtl: frame memory depth in atoms (default 1024)")
     s.add_argument("--seed", type=int, default=0, help="fault injection seed")
     s.set_defaults(func=cmd_serve)
 
@@ -57,7 +61,13 @@ def _faults(args):
 def cmd_serve(args) -> int:
     from nvnmd.host.server import BoardCore, VirtualBoard, preload
 
-    core = BoardCore()
+    if args.rtl:
+        from nvnmd.fpga.board import RtlEngine
+
+        engine = RtlEngine(lanes=args.lanes, max_atoms=args.max_atoms)
+        core = BoardCore(max_atoms=engine.max_atoms, max_neighbors=engine.max_k, engine=engine)
+    else:
+        core = BoardCore()
     if args.model:
         if not Path(args.model).is_file():
             raise NvnmdError(f"model not found: {args.model}")

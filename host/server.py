@@ -1,7 +1,9 @@
-"""The virtual board: the bit-accurate simulator behind the wire protocol.
+"""The virtual board: the bit-accurate simulator (or the RTL) behind the wire protocol.
 
 `BoardCore` is the board's state machine: one image slot (upload + digest check) and one
-datapath shared by host connections, each a `Session` with its own cell, neighbour list and
+datapath shared by host connections; what computes is its engine, the simulator (`SimEngine`,
+the default) or anything with the same `load(image)` (`nvnmd.fpga.board.RtlEngine`: the RTL
+core in Verilator). Host connections are each a `Session` with its own cell, neighbour list and
 per-sequence response cache; reset. `VirtualBoard` serves it over TCP on 127.0.0.1 (never any
 other address; one thread and session per connection), a pty, or a pair of FIFOs (the XDMA
 stand-in), with optional link bandwidth/latency emulation and seeded fault injection (faults.py).
@@ -43,6 +45,17 @@ class Session:
         self.last_response = None
 
 
+class SimEngine:
+    """The default compute engine: `load(image)` -> the bit-accurate simulator of the image."""
+
+    name = "nvnmd virtual board (simulator)"
+
+    def load(self, image: Image):
+        import nvnmd.sim
+
+        return nvnmd.sim.load(image)
+
+
 class BoardCore:
     """One image slot and one datapath, shared by every host connection (Session).
 
@@ -53,9 +66,10 @@ class BoardCore:
     fault injector) wipes the image and every session's state.
     """
 
-    def __init__(self, max_atoms: int = P.MAX_ATOMS, max_neighbors: int = P.MAX_NEIGHBORS):
+    def __init__(self, max_atoms: int = P.MAX_ATOMS, max_neighbors: int = P.MAX_NEIGHBORS, engine=None):
         self.max_atoms = max_atoms
         self.max_neighbors = max_neighbors
+        self.engine = engine or SimEngine()
         # Instrumentation outside the board's reset domain (a test harness's counters).
         self.applied: list[int] = []
         self.resets = 0
@@ -87,7 +101,14 @@ class BoardCore:
     def _others_hold(self, session: Session) -> bool:
         return bool(self.holders - {session})
 
+    def _release(self):
+        # an engine holding a process (the RTL simulator) gives it back when its image goes
+        close = getattr(self.sim, "close", None)
+        if close is not None:
+            close()
+
     def _unload(self):
+        self._release()
         self.sim, self.image_digest = None, None
         self.holders.clear()
 
@@ -104,17 +125,17 @@ class BoardCore:
         return self._current(self.default).cell
 
     def load_image_bytes(self, raw: bytes, session: Session | None = None):
-        import nvnmd.sim
-
         image = Image.from_bytes(raw, source="uploaded image")
         with self._lock:
-            self.sim = nvnmd.sim.load(image)
+            self._release()
+            self.sim = None
+            self.sim = self.engine.load(image)
             self.image_digest = hashlib.sha256(raw).digest()
             self.holders = {session} if session is not None else set()
 
     def caps(self) -> dict:
         caps = {"protocol": P.PROTOCOL_VERSION, "max_atoms": self.max_atoms, "max_neighbors": self.max_neighbors,
-                "loaded": self.sim is not None, "board": "nvnmd virtual board (simulator)",
+                "loaded": self.sim is not None, "board": self.engine.name,
                 "formats": {k: v.to_dict() for k, v in IO_FORMATS.items()},
                 "image_sha256": self.image_digest.hex() if self.image_digest else None}
         if self.sim is not None:

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "nvnmd.structures.cli",
     "nvnmd.neb",
     "nvnmd.lammps.cli",
+    "nvnmd.fpga.cli",
 ]
 
 

@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "host": "nvnmd.bench.host:run",
     "link": "nvnmd.bench.link:run",
     "tf64": "nvnmd.bench.tf64:run",
+    "fpga": "nvnmd.fpga.bench:run",
 }
 
 
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads for TensorFlow and BLAS (default 1)")
     p.add_argument("--sizes", help="host: comma-separated atom counts (default 10000,100000)")
     p.add_argument("--steps", type=int, help="host: MD steps per size (default: about 4e6 atom-steps, 50..400)")
+    p.add_argument("--lanes", help="fpga: comma-separated LANES values (default 8,32,64)")
+    p.add_argument("--clock-mhz", help="fpga: comma-separated clocks in MHz (default 250,300)")
     p.add_argument("--json", help="write the results as JSON here")
     p.set_defaults(func=cmd_bench)
 
