@@ -19,7 +19,7 @@ def test_unknown_bench_refused():
     proc = subprocess.run([sys.executable, "-m", "nvnmd.cli", "bench", "nope"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == ["nvnmd: error: unknown benchmark 'nope' (known: host, link, sim, tf64)"]
+    assert proc.stderr.strip().splitlines() == ["nvnmd: error: unknown benchmark 'nope' (known: fpga, host, link, sim, tf64)"]
 
 
 def test_interleaved_timer_separates_wall_and_cpu_time():
