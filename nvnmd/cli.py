@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "nvnmd.quantize.cli",
     "nvnmd.bench",
     "nvnmd.host.cli",
+    "nvnmd.distill.cli",
 ]
 
 
