@@ -93,12 +93,12 @@ def run_trajectories(spec: str, jobs: list[tuple[str, str, dict]], workers: int,
 
 
 def _steps_done(out: Path, cfg: dict) -> int:
-    thermo = out / "thermo.csv"
-    if not thermo.exists():
+    """Steps a running trajectory has reached, from the frames in its (buffered) traj.extxyz."""
+    traj = out / "traj.extxyz"
+    if not traj.exists():
         return 0
-    with open(thermo, "rb") as fh:
-        lines = fh.read().count(b"\n")
-    return max(0, lines - 2) * int(cfg.get("thermo_every", 10))
+    frames = traj.read_bytes().count(b"Lattice=")
+    return max(0, frames - 1) * int(cfg.get("traj_every", 10))
 
 
 def label_chunks(spec: str, chunks: list[tuple[Path, np.ndarray, np.ndarray, list[str]]], workers: int,
