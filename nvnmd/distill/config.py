@@ -63,7 +63,8 @@ class DistillConfig:
     reference_data: str = ""
     reference_every: int = 1  # use frames with index % every == every - 1 of each reference system
     baseline: str = ""  # another float model shown beside the student against the reference labels
-    # optional DP-GEN-style ensemble: students whose force deviation picks extra frames to label
+    # DP-GEN-style ensemble (students whose force deviation picks extra frames to label): not built
+    # yet; the field is reserved (0 = off) so manifests stay comparable when it is
     ensemble_size: int = 0
     progress: bool = True
     extra: dict = field(default_factory=dict)
