@@ -53,7 +53,7 @@ def write_data(path: Path, atoms, type_map: list[str]) -> None:
     v = None if v is None or not np.any(v) else np.asarray(v, dtype=np.float64) * _v_scale()
     tilted = bool(np.any(cell != np.diag(np.diag(cell))))
     if tilted:
-        from nvnmd.bench.host import lower_triangular
+        from nvnmd.lammps.box import lower_triangular
 
         cell, rot = lower_triangular(cell)
         pos = pos @ rot

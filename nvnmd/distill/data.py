@@ -1,0 +1,149 @@
+"""Frames of a distillation: perturbation (dpdata), sampling, deepmd/npy sets, sel, closest pairs.
+
+Frames of one run share one composition (perturbed copies of one structure), so they are kept
+as plain arrays: coords [F, N, 3], cells [F, 3, 3] and one list of symbols.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from nvnmd.errors import NvnmdError
+
+
+def type_map_of(symbols: list[str]) -> list[str]:
+    """Elements in order of first appearance (LGPS: Li Ge P S, the shipped student's order)."""
+    return list(dict.fromkeys(symbols))
+
+
+def _system(coords, cells, symbols):
+    import dpdata
+
+    tmap = type_map_of(symbols)
+    types = np.array([tmap.index(s) for s in symbols])
+    return dpdata.System(data={
+        "atom_names": tmap, "atom_numbs": [int(np.sum(types == t)) for t in range(len(tmap))],
+        "atom_types": types, "orig": np.zeros(3), "cells": np.asarray(cells, float).reshape(-1, 3, 3),
+        "coords": np.asarray(coords, float).reshape(len(cells), -1, 3)})
+
+
+def perturb(coords, cells, symbols, copies: int, cell_fraction: float, atom_distance: float, seed: int):
+    """`copies` perturbed copies of each frame (dpdata's System.perturb: a random cell strain of
+    up to `cell_fraction` and atom shifts of about `atom_distance` Å). Seeded, so reproducible."""
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)  # dpdata draws from numpy's global generator
+    try:
+        out = _system(coords, cells, symbols).perturb(copies, cell_fraction, atom_distance, "normal")
+    finally:
+        np.random.set_state(state)
+    symbols_out = [out["atom_names"][t] for t in out["atom_types"]]
+    if symbols_out != list(symbols):
+        raise AssertionError("dpdata reordered the atoms")
+    return np.asarray(out["coords"]), np.asarray(out["cells"])
+
+
+def save_frames(path: Path, coords, cells, symbols, **arrays) -> None:
+    import io
+
+    from nvnmd.image import write_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, coords=np.asarray(coords), cells=np.asarray(cells), symbols=np.array(symbols), **arrays)
+    write_atomic(Path(path), buf.getvalue())
+
+
+def load_frames_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    d["symbols"] = [str(s) for s in d["symbols"]]
+    return d
+
+
+def write_deepmd(outdir: Path, coords, cells, symbols, energies, forces, virials) -> Path:
+    """A labelled deepmd/npy system, written to a temporary folder and renamed into place."""
+    import dpdata
+
+    sysm = _system(coords, cells, symbols)
+    labelled = dpdata.LabeledSystem(data={**sysm.data, "energies": np.asarray(energies, float),
+                                          "forces": np.asarray(forces, float), "virials": np.asarray(virials, float)})
+    outdir = Path(outdir)
+    tmp = outdir.with_name(f".{outdir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    labelled.to("deepmd/npy", str(tmp), set_size=len(energies))
+    shutil.rmtree(outdir, ignore_errors=True)
+    tmp.rename(outdir)
+    return outdir
+
+
+def neighbour_counts(coords, cells, symbols, rcut: float) -> np.ndarray:
+    """Most neighbours of each type within rcut of any atom, over all frames."""
+    from nvnmd.neighbors import build_neighbor_list
+
+    tmap = type_map_of(symbols)
+    types = np.array([tmap.index(s) for s in symbols])
+    most = np.zeros(len(tmap), dtype=int)
+    for c, b in zip(coords, cells):
+        i, j, _ = build_neighbor_list(c, b, rcut).slots(b)
+        counts = np.zeros((len(symbols), len(tmap)), dtype=int)
+        np.add.at(counts, (i, types[j]), 1)
+        most = np.maximum(most, counts.max(axis=0))
+    return most
+
+
+def choose_sel(coords, cells, symbols, rcut: float, margin: float, limit: int = 128) -> list[int]:
+    """deepmd-kit's sel: the most neighbours of each type seen, with a margin, rounded up to a
+    multiple of 4; the board holds at most `limit` in all (fpga/SPEC.md §1)."""
+    most = neighbour_counts(coords, cells, symbols, rcut)
+    sel = [int(4 * np.ceil(max(1, margin * m) / 4)) for m in most]
+    if sum(sel) > limit:
+        raise NvnmdError(f"sel {sel} (sum {sum(sel)}) exceeds the board's {limit} neighbours within rcut "
+                         f"{rcut} Å; use a smaller --rcut")
+    return sel
+
+
+def closest_pairs(systems, type_map: list[str], cutoff: float) -> tuple[dict, int]:
+    """Closest distance per element pair over frames [(coords, cells, symbols), ...]; element
+    pairs never seen within the cutoff get the cutoff."""
+    from nvnmd.neighbors import build_neighbor_list
+
+    best = np.full((len(type_map), len(type_map)), cutoff)
+    frames = 0
+    for coords, cells, symbols in systems:
+        types = np.array([type_map.index(s) for s in symbols])
+        for coord, cell in zip(coords, cells):
+            i, j, shift = build_neighbor_list(coord, cell, cutoff).slots(cell)
+            r = np.linalg.norm(coord[j] + shift - coord[i], axis=1)
+            np.minimum.at(best, (types[i], types[j]), r)
+            np.minimum.at(best, (types[j], types[i]), r)
+            frames += 1
+    pairs = {f"{type_map[a]}-{type_map[b]}": round(float(best[a, b]), 4)
+             for a in range(len(type_map)) for b in range(a, len(type_map))}
+    return pairs, frames
+
+
+def deepmd_systems(data_dir) -> list[tuple]:
+    """(coords, cells, symbols) of every deepmd/npy system under data_dir."""
+    import dpdata
+
+    out = []
+    for sysdir in sorted(p.parent for p in Path(data_dir).rglob("type.raw")):
+        s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
+        out.append((np.asarray(s["coords"]), np.asarray(s["cells"]), [s["atom_names"][t] for t in s["atom_types"]]))
+    return out
+
+
+def write_pairs_sidecar(model_path, data_dir, type_map: list[str], rcut: float) -> Path:
+    """MODEL.pairs.json, the short-range guard's radii (nvnmd/backends/guard.py)."""
+    from nvnmd.image import write_atomic
+    from nvnmd.student import pairs_sidecar
+
+    pairs, frames = closest_pairs(deepmd_systems(data_dir), type_map, rcut)
+    doc = {"what": "closest distance per element pair in the training data, Å (pairs never seen within rcut: rcut)",
+           "data": Path(data_dir).name, "frames": frames, "rcut": rcut, "pairs": pairs}
+    path = pairs_sidecar(model_path)
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+    return path

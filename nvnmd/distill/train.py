@@ -1,0 +1,104 @@
+"""The student: a deepmd-kit se_e2_a input in the shipped student's shape, trained with
+`dp --tf train` and frozen, resumable from deepmd-kit's own checkpoints.
+
+The shape comes from student/input.json (the recipe of the shipped LGPS student) with the
+widths, sel and steps of the DistillConfig; every choice stays inside the board's limits
+(fpga/SPEC.md §1), which `nvnmd.quantize.build.check_limits` enforces after freezing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nvnmd.errors import NvnmdError
+from nvnmd.image import write_atomic
+
+
+def training_input(cfg, type_map: list[str], sel: list[int], train_dir: str, valid_dir: str, seed: int) -> dict:
+    decay_steps = max(1, cfg.train_steps // 50)  # the shipped recipe: 200 k steps, 50 decays
+    return {
+        "_comment": "written by nvnmd distill (nvnmd/distill/train.py)",
+        "model": {
+            "type_map": list(type_map),
+            "descriptor": {"type": "se_e2_a", "sel": list(sel), "rcut_smth": cfg.rcut_smth, "rcut": cfg.rcut,
+                           "neuron": list(cfg.embedding), "resnet_dt": False, "axis_neuron": cfg.axis_neuron,
+                           "type_one_side": True, "precision": "float64", "seed": seed},
+            "fitting_net": {"neuron": list(cfg.fitting), "resnet_dt": True, "precision": "float64", "seed": seed},
+        },
+        "learning_rate": {"type": "exp", "decay_steps": decay_steps, "start_lr": cfg.start_lr, "stop_lr": cfg.stop_lr},
+        "loss": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 10, "start_pref_f": 1000, "limit_pref_f": 1,
+                 "start_pref_v": 0.0, "limit_pref_v": 0.1},
+        "training": {
+            "training_data": {"systems": [train_dir], "batch_size": cfg.batch_size, "auto_prob": "prob_sys_size"},
+            "validation_data": {"systems": [valid_dir], "batch_size": 1, "numb_btch": 4},
+            "numb_steps": cfg.train_steps, "seed": seed, "disp_file": "lcurve.out",
+            "disp_freq": max(1, min(1000, cfg.train_steps // 20)), "save_freq": max(1, min(10000, cfg.train_steps // 10)),
+        },
+    }
+
+
+def _dp() -> list[str]:
+    exe = Path(sys.executable).with_name("dp")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "deepmd"]
+
+
+def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None) -> Path:
+    """dp --tf train (or --restart from the last checkpoint) then dp --tf freeze -> workdir/model.pb."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = workdir / "model.pb"
+    if (workdir / "DONE").exists() and model.exists():
+        return model
+    text = json.dumps(doc, indent=1) + "\n"
+    inp = workdir / "input.json"
+    if (workdir / "checkpoint").exists():
+        if inp.read_text() != text:
+            raise NvnmdError(f"{workdir} holds a training started from another input; remove it to train again")
+        cmd = [*_dp(), "--tf", "train", "--restart", "model.ckpt", "input.json"]
+    else:
+        write_atomic(inp, text.encode())
+        cmd = [*_dp(), "--tf", "train", "input.json"]
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for cmd_ in (cmd, [*_dp(), "--tf", "freeze", "-o", "model.tmp.pb"]):
+        with open(log_path, "a") as log:
+            log.write(f"$ {' '.join(cmd_)}\n")
+            log.flush()
+            proc = subprocess.Popen(cmd_, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                while (rc := _wait(proc, 5.0)) is None:
+                    if on_poll:
+                        on_poll(lcurve_steps(workdir))
+            except BaseException:
+                proc.kill()
+                raise
+        if rc != 0:
+            raise NvnmdError(f"{' '.join(cmd_[-3:])} failed (exit {rc}); see {log_path}")
+    os.replace(workdir / "model.tmp.pb", model)
+    (workdir / "DONE").touch()
+    return model
+
+
+def _wait(proc, seconds: float):
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def lcurve_steps(workdir: Path) -> int:
+    """The last step deepmd-kit wrote to lcurve.out (for progress)."""
+    path = workdir / "lcurve.out"
+    if not path.exists():
+        return 0
+    last = 0
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            try:
+                last = int(line.split()[0])
+            except ValueError:
+                pass
+    return last

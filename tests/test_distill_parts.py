@@ -1,0 +1,71 @@
+"""Pieces of nvnmd distill that need no teacher: perturbation, sel, the manifest's resume rules."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nvnmd.errors import NvnmdError
+
+DATA = Path(__file__).resolve().parents[1] / "nvnmd" / "data"
+
+
+@pytest.fixture(scope="module")
+def lgps():
+    from ase.io import read
+
+    return read(DATA / "lgps_relaxed.extxyz")
+
+
+def test_perturb_is_seeded_and_keeps_atom_order(lgps):
+    from nvnmd.distill.data import perturb
+
+    sym = lgps.get_chemical_symbols()
+    a = perturb(lgps.positions[None], lgps.cell.array[None], sym, 3, 0.03, 0.1, seed=5)
+    b = perturb(lgps.positions[None], lgps.cell.array[None], sym, 3, 0.03, 0.1, seed=5)
+    c = perturb(lgps.positions[None], lgps.cell.array[None], sym, 3, 0.03, 0.1, seed=6)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.allclose(a[0], c[0])
+    deform = np.linalg.solve(lgps.cell.array, a[1][0])  # new cell = cell @ deform
+    assert 0 < np.abs(deform - np.eye(3)).max() <= 2 * 0.03  # a few % strain, as asked
+    shift = np.linalg.norm(a[0][0] - lgps.positions @ deform, axis=1)
+    assert 0.02 < shift.mean() < 0.3  # about 0.1 Å per atom, nobody swapped
+
+
+def test_sel_from_data_and_the_board_limit(lgps):
+    from nvnmd.distill.data import choose_sel, neighbour_counts
+
+    sym = lgps.get_chemical_symbols()
+    most = neighbour_counts(lgps.positions[None], lgps.cell.array[None], sym, 6.0)
+    sel = choose_sel(lgps.positions[None], lgps.cell.array[None], sym, 6.0, 1.15)
+    assert all(s % 4 == 0 and s >= 1.15 * m for s, m in zip(sel, most)) and sum(sel) <= 128
+    with pytest.raises(NvnmdError, match="exceeds the board"):
+        choose_sel(lgps.positions[None], lgps.cell.array[None], sym, 7.9, 1.15)
+
+
+def test_manifest_refuses_other_parameters_and_counts_killed_attempts(tmp_path):
+    from nvnmd.distill.manifest import Manifest
+
+    man = Manifest(tmp_path)
+    man.bind({"md_steps": 2000}, {"teacher": {"sha256": "a" * 64}})
+    man.start("teacher_md")
+    st = man.stage("teacher_md")
+    st["attempt_start"], st["last_progress"] = time.time() - 100, time.time() - 40  # killed 40 s ago after 60 s
+    man.save()
+    again = Manifest(tmp_path)  # the rerun after kill -9
+    with pytest.raises(NvnmdError, match="md_steps"):
+        again.bind({"md_steps": 3000}, {"teacher": {"sha256": "a" * 64}})
+    with pytest.raises(NvnmdError, match="another teacher"):
+        again.bind({"md_steps": 2000}, {"teacher": {"sha256": "b" * 64}})
+    again.bind({"md_steps": 2000}, {"teacher": {"sha256": "a" * 64}})
+    assert not again.done("teacher_md")
+    again.start("teacher_md")
+    out = tmp_path / "x.txt"
+    out.write_text("x")
+    wall = again.finish("teacher_md", [out])
+    assert 60 <= wall < 65 and again.done("teacher_md")
+    assert json.loads((tmp_path / "manifest.json").read_text())["stages"]["teacher_md"]["attempts"] == 2
+    out.unlink()
+    assert not Manifest(tmp_path).done("teacher_md")  # an output gone: the stage is redone
