@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("nvnmd", "quantize", "sim", "host", "pyproject.toml", "README.md")
+import tomllib
+
+# the folders of the distribution: every package-dir of pyproject (one source of truth)
+FOLDERS = tuple(sorted({d.split("/")[0] for d in tomllib.loads((ROOT / "pyproject.toml").read_text())
+                        ["tool"]["setuptools"]["package-dir"].values()}))
+SOURCES = (*FOLDERS, "pyproject.toml", "README.md")
 
 PROBE = r"""
 import sys
@@ -76,7 +81,7 @@ def test_wheel_finds_shipped_data_outside_the_repository(installed, tmp_path):
 def test_no_module_builds_paths_from_its_own_file():
     """Shipped files are reached through nvnmd.resources only (DESIGN: never relative to a source file)."""
     offenders = []
-    for folder in ("nvnmd", "quantize", "sim", "host"):
+    for folder in FOLDERS:
         for py in (ROOT / folder).rglob("*.py"):
             if "__file__" in py.read_text(encoding="utf-8"):
                 offenders.append(str(py.relative_to(ROOT)))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nvnmd.resources import package_file
+
 import numpy as np
 
 from nvnmd.compute import ComputeRequest, ComputeResult
 from nvnmd.sim.nvq1.model import Nvq1Model
 from nvnmd.sim.nvq1.sites import SITES
 
-CORE_DIR = Path(__file__).resolve().parent
+CORE_DIR = package_file("nvnmd.fpga.rtl.core", "files.txt").parent  # the HDL ships as package data
 SOURCES = [CORE_DIR / name for name in (CORE_DIR / "files.txt").read_text().split()]
 SHORTCUTS = {"none": 0, "identity": 1, "concat": 2}
 MAX_HIDDEN = 4
