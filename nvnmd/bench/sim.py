@@ -146,7 +146,8 @@ def bench_sim(args) -> dict:
     sim = backend.sim
     from nvnmd.backends.sim import SimBackend
 
-    sim2 = SimBackend(backend.image, threads=2).sim if getattr(sim, "profile", "") == "nvq1" else None
+    # a second contender on 2 threads where the kernel takes a thread count (the same test as SimBackend)
+    sim2 = SimBackend(backend.image, threads=2).sim if hasattr(getattr(sim, "engine", None), "threads") else None
     reqs = {id(fr): backend.request(fr.coord, fr.types, fr.cell) for fr in frames}
     with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
         with quiet_native():
