@@ -69,3 +69,25 @@ def test_manifest_refuses_other_parameters_and_counts_killed_attempts(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["stages"]["teacher_md"]["attempts"] == 2
     out.unlink()
     assert not Manifest(tmp_path).done("teacher_md")  # an output gone: the stage is redone
+
+
+def test_manifest_accepts_a_changed_parameter_only_before_its_stage_starts(tmp_path):
+    from nvnmd.distill.config import FIRST_STAGE
+    from nvnmd.distill.manifest import Manifest
+    from nvnmd.distill.pipeline import STAGES
+
+    teacher = {"teacher": {"sha256": "a" * 64}}
+    man = Manifest(tmp_path)
+    man.bind({"md_steps": 2000, "train_steps": 200000}, teacher, FIRST_STAGE, STAGES)
+    man.start("perturb")
+    man.start("teacher_md")
+    again = Manifest(tmp_path)
+    again.bind({"md_steps": 2000, "train_steps": 100000}, teacher, FIRST_STAGE, STAGES)  # training not started
+    assert json.loads((tmp_path / "manifest.json").read_text())["parameters"]["train_steps"] == 100000
+    with pytest.raises(NvnmdError, match=r"md_steps \(used by teacher_md\)"):
+        again.bind({"md_steps": 3000, "train_steps": 100000}, teacher, FIRST_STAGE, STAGES)
+    again.start("train")
+    with pytest.raises(NvnmdError, match=r"train_steps \(used by train\)"):
+        Manifest(tmp_path).bind({"md_steps": 2000, "train_steps": 50000}, teacher, FIRST_STAGE, STAGES)
+    with pytest.raises(NvnmdError, match=r"unknown_knob \(used by perturb\)"):
+        Manifest(tmp_path).bind({"md_steps": 2000, "train_steps": 100000, "unknown_knob": 1}, teacher, FIRST_STAGE, STAGES)

@@ -11,6 +11,21 @@ from dataclasses import asdict, dataclass, field, fields
 # parameters that change how fast a run goes, not what it produces: a resume may change them
 NON_SEMANTIC = ("workers", "progress")
 
+# the first stage whose output each parameter changes (pipeline.STAGES order); a resume may change a
+# parameter while that stage has not started, since nothing made so far depends on it. Unlisted
+# parameters belong to the first stage.
+FIRST_STAGE = {
+    **dict.fromkeys(("temperatures", "md_steps", "dt_fs", "ensemble", "tau_fs", "holdout_steps",
+                     "holdout_frames", "frames_per_trajectory"), "teacher_md"),
+    **dict.fromkeys(("frame_cell_pert_fraction", "frame_atom_pert_distance"), "sample"),
+    **dict.fromkeys(("label_chunk", "max_force"), "label"),
+    **dict.fromkeys(("rcut", "rcut_smth", "embedding", "axis_neuron", "fitting", "sel_margin", "train_steps",
+                     "start_lr", "stop_lr", "batch_size", "ensemble_size"), "train"),
+    "calib_frames": "quantize",
+    **dict.fromkeys(("robust_dT", "robust_ps", "robust_dt_fs", "max_force_rmse", "max_energy_rmse", "max_drift",
+                     "min_pair_fraction", "reference_data", "reference_every", "baseline"), "validate"),
+}
+
 
 @dataclass
 class DistillConfig:

@@ -39,13 +39,20 @@ class Manifest:
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_atomic(self.path, (json.dumps(self.data, indent=1, sort_keys=False) + "\n").encode())
 
-    def bind(self, parameters: dict, extra: dict) -> None:
-        """Record the run's parameters, or refuse ones that differ from a previous run's."""
+    def bind(self, parameters: dict, extra: dict, first_stage: dict | None = None, stages: tuple = ()) -> None:
+        """Record the run's parameters, or refuse ones that differ from a previous run's.
+
+        A changed parameter is accepted while the first stage it affects (`first_stage`, in `stages`
+        order) has not started: nothing written so far was made with it.
+        """
         old = self.data.get("parameters")
         if old is not None:
             changed = sorted(k for k in set(old) | set(parameters) if old.get(k) != parameters.get(k))
-            if changed:
-                raise NvnmdError(f"{self.outdir} was made with other parameters ({', '.join(changed)}); "
+            first_stage = first_stage or {}
+            used = [k for k in changed if self._started(first_stage.get(k, stages[0] if stages else ""))]
+            if used:
+                where = ", ".join(f"{k} (used by {first_stage.get(k, stages[0] if stages else 'the run')})" for k in used)
+                raise NvnmdError(f"{self.outdir} was made with other parameters: {where}; "
                                  f"rerun with the same ones to resume, or use a new -o")
         self.data["parameters"] = parameters
         for key, value in extra.items():
@@ -56,6 +63,10 @@ class Manifest:
             self.data[key] = value
         self.data.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self.save()
+
+    def _started(self, name: str) -> bool:
+        st = self.data["stages"].get(name)
+        return not name or bool(st) and st.get("status", "pending") != "pending"
 
     def stage(self, name: str) -> dict:
         return self.data["stages"].setdefault(name, {"status": "pending", "wall_s": 0.0, "attempts": 0})

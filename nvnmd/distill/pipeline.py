@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nvnmd.distill import data as D
+from nvnmd.distill.config import FIRST_STAGE
 from nvnmd.distill.manifest import Manifest
 from nvnmd.errors import NvnmdError
 from nvnmd.image import write_atomic
@@ -83,7 +84,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
                   "train": cfg.seed % 2**31, "robustness": cfg.seed + 7},
         "scheme": {"md_ensemble": f"NVT ({cfg.ensemble}): nvnmd's MD engine has no barostat, so the seed "
                                   f"scheme's NPT at ambient pressure is run at the structure's volume"},
-    })
+    }, first_stage=FIRST_STAGE, stages=STAGES)
     if not all(man.done(s) for s in ("teacher_md", "label")) or cfg.reference_data and not man.done("validate"):
         check_elements(load_teacher(spec), atoms.get_chemical_symbols())  # also: a corrupt model fails here
     symbols = atoms.get_chemical_symbols()
