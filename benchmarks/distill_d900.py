@@ -1,0 +1,149 @@
+"""D(Li) at 900 K of a distilled LGPS student next to its teacher, the same runs for all three.
+
+Teacher (`--backend teacher`, the distillation's own teacher), float student (deepmd backend,
+student.pb) and quantized student (sim backend, student.nvq) run the same MD through the same
+engine: the distillation's structure (50 atoms), NVT CSVR at 900 K, 2 fs, `--ps` long, seeds
+`--seed + k`. The teacher gets `--teacher-runs` runs (its wall time is reported: it is part of the
+figure), the students `--runs`. (The distillation's own 2 ps teacher trajectories are too short for a
+D: Li rattles in its cage for 1–2 ps, see nvnmd.analysis.conductivity.diffusion.) Every trajectory
+is analysed by `analyse` of benchmarks/lammps_d900.py (FFT MSD, COM drift removed, first 10 %
+dropped, block-average error); per model D is the mean over the runs, its error the larger of the
+propagated block errors and the run-to-run standard error.
+
+    OMP_NUM_THREADS=1 python benchmarks/distill_d900.py [--distill student/distill/lgps] [--ps 12]
+        [--runs 3] [--teacher-runs 1] [--which teacher,float,quantized] [--outdir runs/distill_d900]
+        [--json benchmarks/distill_d900_results.json]
+
+Finished runs are kept (per model SHA-256) and resumed from their checkpoints when killed; `--which`
+lets the teacher run on one core while the students run on the other (the JSON is written from
+whatever runs exist, so run once more without --which at the end).
+"""
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREADS",
+             "TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def _analyse():
+    spec = importlib.util.spec_from_file_location("lammps_d900", HERE / "lammps_d900.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.analyse
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def summarize(runs: list[dict]) -> dict:
+    d = np.array([r["D_cm2_s"] for r in runs])
+    block = float(np.sqrt(np.sum(np.array([r["D_err_cm2_s"] for r in runs]) ** 2)) / len(runs))
+    spread = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"D_cm2_s": float(d.mean()), "D_err_cm2_s": max(block, spread) if np.isfinite(spread) else block,
+            "D_err_blocks_cm2_s": block, "D_err_runs_cm2_s": spread,
+            "sigma_mS_cm": float(np.mean([r["sigma_mS_cm"] for r in runs])), "runs": runs}
+
+
+def analyse_traj(path: Path, temperature: float) -> dict:
+    from nvnmd.md.engine import read_trajectory
+
+    times, pos, symbols, cell = read_trajectory(path)
+    return _analyse()(times, pos, symbols, abs(float(np.linalg.det(cell))), temperature)
+
+
+def model_runs(which: str, model: Path, structure: Path, args, outdir: Path, nruns: int, run: bool) -> dict | None:
+    from ase.io import read
+
+    from nvnmd.backends import make_backend
+    from nvnmd.md.engine import MDConfig, run_md
+
+    steps = int(round(args.ps * 1000 / args.dt))
+    backend, out, seconds = None, [], []
+    for k in range(nruns):
+        run_dir = outdir / f"run{k}"
+        ck = run_dir / "checkpoint.npz"
+        done = False
+        if ck.exists():
+            with np.load(ck, allow_pickle=False) as z:
+                done = int(z["step"]) >= steps
+        if not done:
+            if not run:
+                return None
+            if backend is None:
+                backend = (make_backend("sim", image=str(model))[0] if which == "quantized"
+                           else make_backend("teacher", teacher=str(model))[0] if which == "teacher"
+                           else make_backend("deepmd", model=str(model))[0])
+            cfg = MDConfig(ensemble="csvr", temperature=args.temperature, dt_fs=args.dt, steps=steps, tau_fs=100.0,
+                           traj_every=10, thermo_every=10, checkpoint_every=250, seed=args.seed + k)
+            t0 = time.perf_counter()
+            run_md(read(str(structure)), backend, cfg, run_dir, resume=ck.exists(), progress=True)
+            seconds.append(time.perf_counter() - t0)
+            (run_dir / "seconds.txt").write_text(f"{seconds[-1]:.1f}\n")
+            print(f"{which} run {k}: {steps} steps in {seconds[-1]:.0f} s", flush=True)
+        r = analyse_traj(run_dir / "traj.extxyz", args.temperature)
+        sec = run_dir / "seconds.txt"
+        r.update(run=k, seed=args.seed + k, seconds=float(sec.read_text()) if sec.exists() else None)
+        out.append(r)
+    return summarize(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--distill", default="student/distill/lgps", help="an `nvnmd distill` output directory")
+    ap.add_argument("--ps", type=float, default=12.0, help="length of every run (ps)")
+    ap.add_argument("--dt", type=float, default=2.0, help="time step (fs)")
+    ap.add_argument("--temperature", type=float, default=900.0)
+    ap.add_argument("--runs", type=int, default=3, help="runs per student")
+    ap.add_argument("--teacher-runs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--which", default="teacher,float,quantized", help="models to run now (the others are only read)")
+    ap.add_argument("--outdir", default="runs/distill_d900")
+    ap.add_argument("--json", default=str(HERE / "distill_d900_results.json"))
+    args = ap.parse_args()
+    distill = Path(args.distill)
+    man = json.loads((distill / "manifest.json").read_text())
+    structure = Path(man["structure"]["path"])
+    models = {"teacher": (man["teacher"]["spec"], args.teacher_runs), "float": (distill / "student.pb", args.runs),
+              "quantized": (distill / "student.nvq", args.runs)}
+    now = set(args.which.split(","))
+    out = {"temperature_K": args.temperature, "natoms": man["structure"]["natoms"], "structure": str(structure),
+           "ensemble": "csvr (tau 100 fs)", "dt_fs": args.dt, "run_ps": args.ps, "distill": str(distill),
+           "machine_load_at_start": os.getloadavg()[0]}
+    for which, (model, nruns) in models.items():
+        digest = man["teacher"]["sha256"] if which == "teacher" else sha256(model)
+        out[f"{which}_sha256"] = digest
+        res = model_runs(which, model, structure, args, Path(args.outdir) / f"{which}-{digest[:12]}", nruns, which in now)
+        if res is not None:
+            out[which] = res
+    for which in ("float", "quantized"):
+        if which in out and "teacher" in out:
+            a, b = out[which], out["teacher"]
+            comb = float(np.hypot(a["D_err_cm2_s"], b["D_err_cm2_s"]))
+            out[f"{which}_vs_teacher_sigma"] = abs(a["D_cm2_s"] - b["D_cm2_s"]) / comb if comb > 0 else float("inf")
+    text = json.dumps(out, indent=1, default=float)
+    path = Path(args.json)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(path)
+    for key in models:
+        if key in out:
+            r = out[key]
+            secs = [x["seconds"] for x in r["runs"] if x.get("seconds")]
+            print(f"{key:10s} D = {r['D_cm2_s'] * 1e5:.2f} ± {r['D_err_cm2_s'] * 1e5:.2f} e-5 cm²/s over {len(r['runs'])} "
+                  f"x {args.ps:g} ps" + (f", {sum(secs):.0f} s of MD" if secs else ""))
+
+
+if __name__ == "__main__":
+    main()
