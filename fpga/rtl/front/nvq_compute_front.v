@@ -80,7 +80,7 @@ module nvq_compute_front #(
     localparam [7:0] E_BAD_MESSAGE = 8'd1, E_NOT_LOADED = 8'd2, E_LIMIT = 8'd4, E_NO_CELL = 8'd5,
                      E_NO_LIST = 8'd6, E_COMPUTE = 8'd7;
     localparam [4:0] S_IDLE = 5'd0, S_PASS = 5'd1, S_CELL = 5'd2, S_HEAD = 5'd3, S_CHECK = 5'd4,
-                     S_SCAL = 5'd5, S_SCALK = 5'd20, S_BODY = 5'd6, S_DRAIN = 5'd7, S_START = 5'd8, S_WAIT = 5'd9,
+                     S_SCAL = 5'd5, S_SCALK = 5'd20, S_CHECK2 = 5'd21, S_BODY = 5'd6, S_DRAIN = 5'd7, S_START = 5'd8, S_WAIT = 5'd9,
                      S_RHDR = 5'd10, S_RADDR = 5'd11, S_RREAD = 5'd12, S_RLATCH = 5'd13, S_RSEND = 5'd14,
                      S_EHDR = 5'd15, S_ESEND = 5'd16, S_AHDR = 5'd17, S_ASEND = 5'd18, S_RUN = 5'd19;
     // COMPUTE payload sections
@@ -101,6 +101,12 @@ module nvq_compute_front #(
     reg        list_bad;               // the held list has an index out of range
     reg [7:0]  ecode;
     reg        got_last;
+    // sizes: the one product N*K (one DSP48E2; the limits are checked before it is formed),
+    // every other multiple by shifts and adds
+    reg [31:0] nk;
+    wire [31:0] n3 = (natoms << 1) + natoms;
+    wire [31:0] nk3 = (nk << 1) + nk;
+    wire [63:0] need = 64'd7 + {32'd0, (natoms << 3) + (natoms << 2) + natoms} + {29'd0, nk, 3'd0} - {32'd0, nk};
 
     wire ours = s_type == T_CELL || s_type == T_COMPUTE;
     assign s_hdr_ready = st == S_IDLE && (ours || o_hdr_ready);
@@ -159,7 +165,7 @@ module nvq_compute_front #(
         endcase
     endfunction
     wire [7:0]  elen = etext_len(ecode);
-    assign m_len = st == S_RHDR ? 32'd93 + 32'd20 * natoms : st == S_EHDR ? 32'd4 + {24'd0, elen} : 32'd8;
+    assign m_len = st == S_RHDR ? 32'd93 + (natoms << 4) + (natoms << 2) : st == S_EHDR ? 32'd4 + {24'd0, elen} : 32'd8;
     // ERROR payload: u16 code, u16 n, text
     wire [7:0]  ebyte = epos == 0 ? ecode : epos == 1 ? 8'd0 : epos == 2 ? elen : epos == 3 ? 8'd0
                       : etext(ecode, epos[7:0] - 8'd4);
@@ -176,7 +182,7 @@ module nvq_compute_front #(
         nidx = ridx + 1;
         case (item)
         R_AE:  if (ridx + 1 == natoms) begin nitem = R_F; nidx = 0; end
-        R_F:   if (ridx + 1 == 3 * natoms) begin nitem = R_VIR; nidx = 0; end
+        R_F:   if (ridx + 1 == n3) begin nitem = R_VIR; nidx = 0; end
         R_VIR: if (ridx + 1 == 9) begin nitem = R_END; nidx = 0; end
         default: begin nitem = item + 1'b1; nidx = 0; end
         endcase
@@ -240,9 +246,13 @@ module nvq_compute_front #(
                 end
             end
             S_CHECK: begin   // the head is in: BoardCore's checks, in its order, before any write
-                if (!loaded) ecode <= E_NOT_LOADED;
-                else if (natoms > MAX_ATOMS || kk > MAX_K) ecode <= E_BAD_MESSAGE;
-                else if ({32'd0, len} != 64'd7 + 64'd13 * natoms + 64'd7 * natoms * kk) ecode <= E_BAD_MESSAGE;
+                nk <= natoms[16:0] * kk[8:0];
+                if (!loaded) begin ecode <= E_NOT_LOADED; st <= S_SCAL; end
+                else if (natoms > MAX_ATOMS || kk > MAX_K) begin ecode <= E_BAD_MESSAGE; st <= S_SCAL; end
+                else st <= S_CHECK2;
+            end
+            S_CHECK2: begin
+                if ({32'd0, len} != need) ecode <= E_BAD_MESSAGE;
                 else if (!cell_valid) ecode <= E_NO_CELL;
                 else if (kk == 0 && !list_valid) ecode <= E_NO_LIST;
                 else if (kk == 0 && list_rows != natoms) ecode <= E_LIMIT;
@@ -253,7 +263,7 @@ module nvq_compute_front #(
                 if (ecode != 0) st <= got_last ? S_EHDR : S_DRAIN;
                 else begin
                     wr_en <= 1'b1; wr_sel <= 3'd0; wr_addr <= 0; wr_data <= {32'd0, natoms};
-                    idx <= 0; sec <= P_COORD; sec_len <= 3 * natoms;
+                    idx <= 0; sec <= P_COORD; sec_len <= n3;
                     st <= kk != 0 ? S_SCALK : natoms == 0 ? S_RUN : S_BODY;
                 end
             S_SCALK: begin
@@ -280,8 +290,8 @@ module nvq_compute_front #(
                     idx <= 0;
                     case (sec)
                     P_COORD: begin sec <= P_TYPE; sec_len <= natoms; end
-                    P_TYPE:  begin sec <= kk == 0 ? P_END : P_LIST; sec_len <= natoms * kk; end
-                    P_LIST:  begin sec <= P_SHIFT; sec_len <= 3 * natoms * kk; end
+                    P_TYPE:  begin sec <= kk == 0 ? P_END : P_LIST; sec_len <= nk; end
+                    P_LIST:  begin sec <= P_SHIFT; sec_len <= nk3; end
                     default: sec <= P_END;
                     endcase
                 end
