@@ -299,3 +299,19 @@ def test_other_messages_reach_the_message_layer_and_state(front_run):
     assert byname["cleared"]["cell_valid"] == 0 and byname["cleared"]["list_valid"] == 0
     # the corrupted frame was dropped by the framer, its good twin answered once
     assert got["bad_frames"] >= 1 and len(byname["garbage_corrupt_good"]["replies"]) == 1
+
+
+def test_front_is_in_the_common_verilog_subset(tmp_path):
+    """Verilator's lint (-Wall), Icarus 11 and yosys 0.23 all take nvq_compute_front.v."""
+    import subprocess
+
+    from conftest import need
+    from nvnmd.fpga.sources import rtl_dir
+
+    need("verilator", "iverilog", "yosys")
+    src = str(rtl_dir("front", "nvq_compute_front.v"))
+    for cmd in (["verilator", "--lint-only", "-Wall", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL", src],
+                ["iverilog", "-g2005", "-o", str(tmp_path / "front.vvp"), src],
+                ["yosys", "-q", "-p", f"read_verilog {src}; hierarchy -top nvq_compute_front; proc; check -assert"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 0, f"{cmd[0]}: {(out.stdout + out.stderr)[-1500:]}"

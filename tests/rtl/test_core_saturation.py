@@ -230,3 +230,12 @@ def test_every_site_is_covered(outcomes):
     missing = [s for s in SITES if not covered.get(s)]
     assert not missing, f"sites fired by no RTL case: {missing}"
     print("site hits (sum over the RTL cases):", {s: covered[s] for s in SITES})
+
+
+def test_every_site_has_a_case():
+    """Without any RTL tool: a site added to sites.py needs a case here (and then the RTL run)."""
+    from nvnmd.sim.nvq1.sites import SITES
+
+    targeted = {s for sites in CASE_SITES.values() for s in sites}
+    assert not set(SITES) - targeted, f"sites no case is built to fire: {sorted(set(SITES) - targeted)}"
+    assert targeted <= set(SITES), f"cases name unknown sites: {sorted(targeted - set(SITES))}"
