@@ -10,7 +10,9 @@ BoardCore's code (the texts are the RTL's own). Covered: every refusal of BoardC
 in its order (no image, no cell, no list to reuse, held list of other rows, payload size,
 limits, a type or a neighbour index out of range, and the bad list staying bad on reuse), a
 bad CELL, two lists, list reuse, garbage and a corrupted frame before a good one, the message
-layer's `clear`, and an IDENTIFY handed on unchanged to the message layer. Small frames (4-6
+layer's `clear`, and an IDENTIFY and an IMAGE_CHUNK handed on unchanged to the message layer;
+the link input has random gaps, the link output and the message layer random back-pressure.
+Small frames (4-6
 atoms of the LGPS cell with their periodic images) keep it to seconds of simulated work.
 This file is both the pytest module and the cocotb test module."""
 
@@ -30,31 +32,34 @@ except ImportError:
 
 LANES, MAX_ATOMS, MAX_K, RING_AW = 16, 16, 48, 12
 POLL_US = 20  # while the core computes, Python looks every 2000 clocks, not every clock
+GAP, STALL = 0.2, 0.3  # input gaps on the link, back-pressure from the link and the message layer
 
 # ----------------------------------------------------------------------------- cocotb side
 if cocotb is not None:
 
-    async def _send(dut, data: bytes, collect_pass: bool, passed: list):
-        """Bytes into nvq_link_rx at full rate; frames handed to the message layer collected."""
+    async def _send(dut, data: bytes, collect_pass: bool, passed: list, rng):
+        """Bytes into nvq_link_rx with random gaps; frames handed to the message layer collected
+        under random back-pressure."""
         i, cur, quiet = 0, None, 0
-        dut.o_hdr_ready.value = int(collect_pass)
-        dut.o_tready.value = int(collect_pass)
         while i < len(data) or (collect_pass and quiet < 200):
             await FallingEdge(dut.clk)
-            sv = i < len(data)
+            sv = i < len(data) and rng.random() >= GAP
             dut.s_tvalid.value = int(sv)
             dut.s_tdata.value = data[i] if sv else 0
+            hr, tr = collect_pass and rng.random() >= STALL, collect_pass and rng.random() >= STALL
+            dut.o_hdr_ready.value = int(hr)
+            dut.o_tready.value = int(tr)
             await ReadOnly()
             if sv and dut.s_tready.value:
                 i += 1
-            quiet += 1
-            if collect_pass and dut.o_hdr_valid.value:
+            quiet = quiet + 1 if i == len(data) else 0  # the framer hands a frame on once it is all in
+            if hr and dut.o_hdr_valid.value:
                 cur = [int(dut.o_type.value), int(dut.o_seq.value), int(dut.o_len.value), bytearray()]
                 quiet = 0
                 if cur[2] == 0:
                     passed.append([cur[0], cur[1], ""])
                     cur = None
-            if collect_pass and dut.o_tvalid.value:
+            if tr and dut.o_tvalid.value:
                 cur[3].append(int(dut.o_tdata.value))
                 quiet = 0
                 if dut.o_tlast.value:
@@ -65,8 +70,9 @@ if cocotb is not None:
         dut.o_hdr_ready.value = 0
         dut.o_tready.value = 0
 
-    async def _reply(dut, max_us: int) -> bytes | None:
-        """The next frame nvq_link_tx sends (None if none within max_us of simulated time)."""
+    async def _reply(dut, max_us: int, rng) -> bytes | None:
+        """The next frame nvq_link_tx sends, taken under random back-pressure (None if none
+        starts within max_us of simulated time)."""
         from nvnmd.host import protocol as P
 
         waited = 0
@@ -81,9 +87,10 @@ if cocotb is not None:
         dec, raw = P.Decoder(), bytearray()
         while True:
             await FallingEdge(dut.clk)
-            dut.m_tready.value = 1
+            ready = rng.random() >= STALL
+            dut.m_tready.value = int(ready)
             await ReadOnly()
-            if dut.m_tvalid.value:
+            if ready and dut.m_tvalid.value:
                 raw.append(int(dut.m_tdata.value))
                 if dec.feed(bytes([raw[-1]])):
                     break
@@ -93,7 +100,11 @@ if cocotb is not None:
 
     @cocotb.test()
     async def run_steps(dut):
-        steps = json.loads(open(os.environ["NVQ_STEPS"]).read())
+        import random
+
+        with open(os.environ["NVQ_STEPS"]) as fh:
+            steps = json.load(fh)
+        rng = random.Random(11)
         for name in ("s_tvalid", "s_tdata", "m_tready", "o_hdr_ready", "o_tready", "loaded", "clear"):
             getattr(dut, name).value = 0
         await Timer(100, "ns")
@@ -108,12 +119,12 @@ if cocotb is not None:
                 await FallingEdge(dut.clk)
                 dut.clear.value = 0
             passed, replies = [], []
-            await _send(dut, bytes.fromhex(s["send"]), s["want"] == "pass", passed)
+            await _send(dut, bytes.fromhex(s["send"]), s["want"] == "pass", passed, rng)
             if s["want"] == "reply":
-                r = await _reply(dut, max_us=200_000)
+                r = await _reply(dut, max_us=200_000, rng=rng)
                 assert r is not None, f"step {s['name']}: no reply"
                 replies.append(r.hex())
-            extra = await _reply(dut, max_us=2 * POLL_US)  # and nothing more
+            extra = await _reply(dut, max_us=2 * POLL_US, rng=rng)  # and nothing more
             if extra is not None:
                 replies.append(extra.hex())
             out.append({"name": s["name"], "replies": replies, "passed": passed,
@@ -175,6 +186,8 @@ def build_steps(model, frames):
         ("no_list", 1, False, "reply", P.encode_frame(P.COMPUTE, next(seq), compute(a, with_list=False))),
         ("compute_a", 1, False, "reply", P.encode_frame(P.COMPUTE, next(seq), compute(a))),
         ("identify", 1, False, "pass", P.encode_frame(P.IDENTIFY, next(seq))),
+        ("image_chunk", 1, False, "pass", P.encode_frame(P.IMAGE_CHUNK, next(seq), P.encode_image_chunk(
+            4096, bytes(rng.integers(0, 256, 300, dtype=np.uint8))))),
         ("reuse_moved", 1, False, "reply", P.encode_frame(P.COMPUTE, next(seq), compute(moved, with_list=False))),
         ("garbage_corrupt_good", 1, False, "reply", garbage + bytes(corrupt) + good),
         ("reuse_other_rows", 1, False, "reply", P.encode_frame(P.COMPUTE, next(seq), compute(small, with_list=False))),
@@ -290,11 +303,12 @@ def test_other_messages_reach_the_message_layer_and_state(front_run):
 
     steps, want, got, _ = front_run
     byname = {g["name"]: g for g in got["steps"]}
-    ident = byname["identify"]
-    assert ident["replies"] == [] and len(ident["passed"]) == 1
-    t, seq, payload = ident["passed"][0]
-    (sent,) = P.Decoder().feed(bytes.fromhex(next(s["send"] for s in steps if s["name"] == "identify")))
-    assert (t, seq, payload) == (P.IDENTIFY, sent.seq, "")
+    for name in ("identify", "image_chunk"):
+        step = byname[name]
+        assert step["replies"] == [] and len(step["passed"]) == 1, name
+        t, seq, payload = step["passed"][0]
+        (sent,) = P.Decoder().feed(bytes.fromhex(next(s["send"] for s in steps if s["name"] == name)))
+        assert (t, seq, bytes.fromhex(payload)) == (sent.type, sent.seq, sent.payload), name
     assert byname["cell"]["cell_valid"] == 1 and byname["no_cell"]["cell_valid"] == 0
     assert byname["cleared"]["cell_valid"] == 0 and byname["cleared"]["list_valid"] == 0
     # the corrupted frame was dropped by the framer, its good twin answered once
