@@ -21,13 +21,15 @@ log = logging.getLogger("nvnmd")
 NAMES = ("auto", "sim", "tf64", "board", "deepmd", "teacher")
 
 
-def make_backend(name: str, *, image=None, model=None, url: str | None = None, threads: int = 1, teacher=None):
+def make_backend(name: str, *, image=None, model=None, url: str | None = None, threads: int = 1, teacher=None,
+                 timeout: float | None = None):
     """Return (backend, reason) for backend `name`; `image` is an .nvq path or Image, `model` a student,
     `threads` the sim kernel's threads (the same bits for any count), `teacher` a --teacher spec
-    (None: the embedded default teacher)."""
+    (None: the embedded default teacher), `timeout` the board driver's per-request timeout in
+    seconds (None: the driver's default)."""
     if name == "auto":
         if url:
-            return make_backend("board", image=image, url=url)[0], "board: a board URL was given"
+            return make_backend("board", image=image, url=url, timeout=timeout)[0], "board: a board URL was given"
         from nvnmd.backends.deepmd import tensorflow_gpus
 
         gpus = tensorflow_gpus()
@@ -60,7 +62,9 @@ def make_backend(name: str, *, image=None, model=None, url: str | None = None, t
             raise NvnmdError("backend board needs --url and a quantized image (.nvq)")
         from nvnmd.backends.board import BoardBackend
 
-        return BoardBackend(url, image), "board"
+        if timeout is None:
+            return BoardBackend(url, image), "board"
+        return BoardBackend(url, image, timeout=timeout), f"board ({timeout:g} s per-request timeout)"
     if name == "deepmd":
         if model is None:
             raise NvnmdError("backend deepmd needs a student model (.pb)")

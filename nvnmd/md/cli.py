@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from nvnmd.errors import NvnmdError
+from nvnmd.errors import LinkError, NvnmdError
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _md_args(p, steps=1000)
     p.add_argument("-T", "--temperature", type=float, default=900.0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="board backend: the driver's per-request timeout (default 1 s, 9 attempts); give more "
+                        "than one frame's compute time when frames are slow (the RTL in simulation, big cells)")
     p.set_defaults(func=cmd_md)
 
     c = sub.add_parser("conductivity", help="NVT MD at several temperatures -> D(Li), σ, Arrhenius Ea and σ(300 K)")
@@ -149,7 +152,8 @@ def _make(args, outdir: Path):
     if args.backend in ("sim", "tf64", "board", "auto"):
         image = ensure_image(args.model, args.image, outdir)
     backend, why = make_backend(args.backend, image=image, model=model, url=args.url,
-                                threads=getattr(args, "threads", 1), teacher=getattr(args, "teacher", None))
+                                threads=getattr(args, "threads", 1), teacher=getattr(args, "teacher", None),
+                                timeout=getattr(args, "timeout", None))
     if getattr(args, "no_guard", False):
         backend.guard = None
         why += "; short-range guard off"
@@ -207,6 +211,18 @@ def _temperature(value: float, opt: str = "-T") -> float:
     return value
 
 
+def _board_timeout(args) -> None:
+    """--timeout is the board driver's: a positive number of seconds, and only with a board."""
+    t = args.timeout
+    if t is None:
+        return
+    if not 0 < t < float("inf"):
+        raise NvnmdError(f"--timeout must be a positive number of seconds, got {t:g}")
+    if not (args.backend == "board" or (args.backend == "auto" and args.url)):
+        raise NvnmdError(f"--timeout is the board driver's per-request timeout: it needs --backend board "
+                         f"(got --backend {args.backend})")
+
+
 def cmd_md(args) -> int:
     from nvnmd.md.engine import run_md
     from nvnmd.outputs import check_output_dir
@@ -214,6 +230,7 @@ def cmd_md(args) -> int:
     if args.resume and args.overwrite:
         raise NvnmdError("--resume continues the run in --output, --overwrite replaces it: give one")
     config = _config(args, _temperature(args.temperature))
+    _board_timeout(args)
     atoms = _structure(args)
     out = check_output_dir(args.output)
     existing = _run_files(out)
@@ -222,8 +239,15 @@ def cmd_md(args) -> int:
     elif existing and not args.overwrite:
         raise NvnmdError(f"-o {out} holds a run ({', '.join(existing)}): continue it with --resume, "
                          f"replace it with --overwrite, or choose another -o")
-    backend = _make(args, out)
-    summary = run_md(atoms, backend, config, out, resume=args.resume, progress=not args.quiet)
+    try:
+        backend = _make(args, out)
+        summary = run_md(atoms, backend, config, out, resume=args.resume, progress=not args.quiet)
+    except LinkError as exc:
+        if type(exc) is not LinkError or "no valid reply" not in str(exc):
+            raise
+        hint = ("give a --timeout longer than one frame's compute on the board" if args.timeout is None
+                else f"--timeout {args.timeout:g} s is shorter than one frame's compute on the board: give more")
+        raise LinkError(f"{exc}; {hint}") from None
     print(f"{summary['steps']} steps, {summary['natoms']} atoms: {summary['us_per_atom_step']:.1f} µs/atom/step, "
           f"{summary['ns_per_day']:.3f} ns/day; outputs in {out}")
     if summary["guard_evaluations"]:
