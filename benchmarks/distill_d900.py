@@ -99,6 +99,71 @@ def model_runs(which: str, model: Path, structure: Path, args, outdir: Path, nru
     return summarize(out)
 
 
+def pooled_short(trajs: list[Path], temperature: float, window_ps=(0.4, 1.4)) -> dict:
+    """D from several short runs: each run's Li MSD (COM drift removed, first 10 % dropped) fitted
+    over `window_ps` (runs may have different frame intervals); D = the mean of the runs' slopes,
+    error = their standard error."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    from nvnmd.analysis.conductivity import A2PS_TO_CM2S, _fit_slope, msd_fft, remove_com_drift
+    from nvnmd.md.engine import read_trajectory
+
+    slopes = []
+    for path in trajs:
+        times, pos, symbols, _ = read_trajectory(path)
+        start = len(times) // 10
+        masses = np.array([atomic_masses[atomic_numbers[x] ] for x in symbols])
+        pos = remove_com_drift(pos[start:], masses)[:, [x == "Li" for x in symbols], :]
+        msd = msd_fft(pos)
+        lags = (times[start:] - times[start])
+        sel = (lags >= window_ps[0]) & (lags <= window_ps[1])
+        slopes.append(_fit_slope(lags[sel], msd[sel]) / 6.0 * A2PS_TO_CM2S)
+    return {"D_cm2_s": float(np.mean(slopes)),
+            "D_err_cm2_s": float(np.std(slopes, ddof=1) / np.sqrt(len(slopes))), "runs_D_cm2_s": slopes,
+            "fit_window_ps": list(window_ps), "runs": len(trajs)}
+
+
+def short_protocol(distill: Path, man: dict, outdir: Path, which_now: set) -> dict:
+    """The distillation's own teacher runs (each perturbed start, its seed, 2 ps at 1 fs) and the
+    students rerunning exactly those runs: one estimator for all three, same bias."""
+    from ase.io import read
+
+    from nvnmd.backends import make_backend
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.pipeline import _trajectories
+    from nvnmd.md.engine import MDConfig, run_md
+
+    cfg = DistillConfig.from_dict(man["parameters"])
+    T = max(cfg.temperatures)
+    runs = [r for r in _trajectories(cfg, distill) if r[2]["temperature"] == T]
+    res = {"protocol": f"{len(runs)} runs x {runs[0][2]['steps'] * cfg.dt_fs / 1000:g} ps, {cfg.ensemble} at {T:g} K, "
+                       f"{cfg.dt_fs:g} fs, the distillation's perturbed starts and seeds",
+           "teacher": pooled_short([d / "traj.extxyz" for _, d, _ in runs], T)}
+    res["teacher"]["stage_wall_s"] = man["stages"]["teacher_md"]["wall_s"]
+    for which, model in (("float", distill / "student.pb"), ("quantized", distill / "student.nvq")):
+        base = outdir / f"short-{which}-{sha256(model)[:12]}"
+        backend, t_md = None, 0.0
+        for name, _, md in runs:
+            run_dir = base / name
+            ck = run_dir / "checkpoint.npz"
+            if ck.exists():
+                with np.load(ck, allow_pickle=False) as z:
+                    if int(z["step"]) >= md["steps"]:
+                        continue
+            if which not in which_now:
+                break
+            backend = backend or (make_backend("sim", image=str(model))[0] if which == "quantized"
+                                  else make_backend("deepmd", model=str(model))[0])
+            start = distill / "perturb" / ("holdout.extxyz" if name == "holdout" else f"{name.split('_')[0]}.extxyz")
+            t0 = time.perf_counter()
+            run_md(read(str(start)), backend, MDConfig(**md), run_dir, resume=ck.exists(), progress=False)
+            t_md += time.perf_counter() - t0
+        else:
+            res[which] = pooled_short([base / name / "traj.extxyz" for name, _, _ in runs], T)
+            res[which]["seconds_this_invocation"] = round(t_md, 1)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--distill", default="student/distill/lgps", help="an `nvnmd distill` output directory")
@@ -127,6 +192,7 @@ def main() -> None:
         res = model_runs(which, model, structure, args, Path(args.outdir) / f"{which}-{digest[:12]}", nruns, which in now)
         if res is not None:
             out[which] = res
+    out["short"] = short_protocol(distill, man, Path(args.outdir), now)
     for which in ("float", "quantized"):
         if which in out and "teacher" in out:
             a, b = out[which], out["teacher"]
@@ -137,6 +203,10 @@ def main() -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text + "\n")
     tmp.replace(path)
+    for key in models:
+        if key in out["short"]:
+            r = out["short"][key]
+            print(f"{key:10s} D = {r['D_cm2_s'] * 1e5:.2f} ± {r['D_err_cm2_s'] * 1e5:.2f} e-5 cm²/s ({out['short']['protocol']})")
     for key in models:
         if key in out:
             r = out[key]
