@@ -19,7 +19,11 @@ Per step on p ranks (LAMMPS's own timers, log.lammps of each run):
   assumption: LGPS is a crystal, so this is pessimistic);
 * h, µs per exchange: Comm of the 2-rank run not explained by b, bounded below by 1 µs
   per message (a conservative shared-memory / InfiniBand latency; an assumption);
-* s, µs per step that does not divide: Modify + Output + Other of the 1-rank run.
+* s, µs per step that does not divide: Modify + Other of the 1-rank run. Output (the
+  trajectory dump, gathered on rank 0) is left out: it is per frame, not per step, and these
+  short runs dump a frame every few steps;
+* n_b, µs per (local + ghost) atom and step of neighbour-list builds (Neigh); the 3-step
+  10^5-atom runs build no list after setup, so they take the 1350-atom run's figure.
 
 The 1-vs-2-rank Amdahl fraction is reported too, f = 2 / S2 - 1 from the measured speed-up
 S2 = T(1) / T(2), with the plain Amdahl projection S(p) = 1 / (f + (1 - f) / p) beside the
@@ -76,7 +80,7 @@ def solve_halo(p: int, box, nghost: float) -> float:
     return (lo + hi) / 2
 
 
-def model(res: dict, pair_us: float | None = None) -> dict:
+def model(res: dict, pair_us: float | None = None, neigh_fallback: float = 0.0) -> dict:
     runs = res["runs"]
     r1, r2 = runs["lmp_nvq1_1"], runs["lmp_nvq1_2"]
     n, steps = r1["natoms"], r1["steps"]
@@ -84,8 +88,8 @@ def model(res: dict, pair_us: float | None = None) -> dict:
     box = tuple(u * k for u, k in zip(UNIT, reps))
     L1, L2 = r1["lammps"], r2["lammps"]
     a = L1["pair_s"] / (n * steps) * 1e6 if pair_us is None else pair_us
-    s = sum(L1.get(k, 0.0) for k in ("modify_s", "output_s", "other_s")) / steps * 1e6
-    neigh_per_atom = L1.get("neigh_s", 0.0) / (n * steps) * 1e6
+    s = sum(L1.get(k, 0.0) for k in ("modify_s", "other_s")) / steps * 1e6
+    neigh_per_atom = L1.get("neigh_s", 0.0) / (n * steps) * 1e6 or neigh_fallback
     ng2 = L2["nghost"]["ave"]
     w = solve_halo(2, box, ng2)
     comm2 = L2["comm_s"] / steps * 1e6
@@ -121,13 +125,14 @@ def main(argv=None):
     ap.add_argument("--pair-us", type=float, help="also project with this pair cost, µs/atom/step (e.g. the "
                     "kernel's CPU time from `nvnmd bench sim`: a core of its own instead of this shared one)")
     a = ap.parse_args(argv)
-    out = {}
+    out, neigh = {}, 0.0
     for name in ("scale_1350", "scale_1e5"):
         path = HERE / "results" / f"{name}.json"
         if path.exists():
-            out[name] = model(json.loads(path.read_text()))
+            out[name] = model(json.loads(path.read_text()), None, neigh)
+            neigh = neigh or out[name]["inputs"]["neigh_us_per_atom_step"]
             if a.pair_us:
-                out[f"{name}, pair {a.pair_us:g} µs/atom/step"] = model(json.loads(path.read_text()), a.pair_us)
+                out[f"{name}, pair {a.pair_us:g} µs/atom/step"] = model(json.loads(path.read_text()), a.pair_us, neigh)
     for name, m in out.items():
         print(f"{name}: {m['natoms']} atoms; inputs " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else
                                                                    f"{k}={v}" for k, v in m["inputs"].items()))
