@@ -1,4 +1,4 @@
-"""A 10^5-atom run for a few steps: 98,000-atom LGPS (14x14x10 cells, 122 x 122 x 126 Å) NVT at
+"""A 10^5-atom run for a few steps: 98,000-atom LGPS (14x14x10 cells, 122 x 124 x 129 Å) NVT at
 900 K on the sim backend (`nvnmd md --backend sim`, 1 and 2 kernel threads) and on LAMMPS with
 the quantized pair style (`nvnmd lammps --pair nvq1`, 1 and 2 MPI ranks): time per step,
 µs/atom/step, peak RSS (os.wait4: the largest process of the child's tree; LAMMPS's own
