@@ -493,9 +493,14 @@ static long long widest(const nvq1_fit_params *Fp) {
    per layer), G/G' of the block's slots (floats), the slot counts and neighbour indices (long
    long), and the thread's own force (3n), virial (9) and counter (NVQ1_NSLOTS) sums. */
 static long long up8(long long k) { return (k + 7) / 8 * 8; }
+/* doubles from one block buffer (X, acc, gz, ...) to the next: blk * w plus 3 cache lines, so
+   that buffers a multiple of 4 kB apart (blk * w * 8 bytes is 18 pages for 36 x 256) do not
+   alias: a GEMM's stores into C then falsely wait on its loads of A (4k aliasing), which cost
+   the GEMM a third of its speed */
+static long long buf_stride(const nvq1_fit_params *Fp) { return up8(Fp->blk * widest(Fp)) + 24; }
 static long long part_block(const nvq1_fit_params *Fp) {
-    const long long blk = Fp->blk, K = Fp->K, m1 = Fp->m1, w = widest(Fp);
-    return up8(blk * (REC * K + 4 * m1 + (2 * Fp->nl + 5) * w));
+    const long long blk = Fp->blk, K = Fp->K, m1 = Fp->m1;
+    return up8(blk * (REC * K + 4 * m1) + (2 * Fp->nl + 5) * buf_stride(Fp));
 }
 static long long part_gg(const nvq1_fit_params *Fp) { return up8(Fp->blk * Fp->K * Fp->m1); } /* 2 floats each */
 static long long part_iwork(const nvq1_fit_params *Fp) { return up8(Fp->blk * (Fp->K + 1)); }
@@ -539,17 +544,17 @@ static void run_block(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const 
                       const long long *coords, const long long *cell, const long long *types, const int *nlist,
                       const signed char *shifts, const long long *atoms, long long rows, const nvq1_slot *S,
                       double *atom_e) {
-    const long long K = P->K, m1 = P->m1, blk = Fp->blk, w = widest(Fp), nl = Fp->nl, t = types[atoms[0]];
+    const long long K = P->K, m1 = P->m1, blk = Fp->blk, bs = buf_stride(Fp), nl = Fp->nl, t = types[atoms[0]];
     double *rec = S->work, *T = rec + blk * REC * K, *buf = T + blk * 4 * m1;
-    double *X = buf, *acc = X + blk * w, *gz = acc + blk * w, *gbuf = gz + blk * w, *gbuf2 = gbuf + blk * w;
-    double *xs = gbuf2 + blk * w, *dts = xs + nl * blk * w;  /* layer l: xs + l*blk*w, dts + l*blk*w */
+    double *X = buf, *acc = X + bs, *gz = acc + bs, *gbuf = gz + bs, *gbuf2 = gbuf + bs;
+    double *xs = gbuf2 + bs, *dts = xs + nl * bs;  /* layer l: xs + l*bs, dts + l*bs */
     long long *nk = S->iwork, *jj = nk + blk, *counts = S->counts;
     float *GG = S->GG;
     desc_fwd_rows(P, coords, cell, types, nlist, shifts, atoms, rows, nk, jj, rec, GG, T, X, counts);
     const double *x = X;
     for (long long l = 0; l < nl; l++) {
         gemm(Fp, rows, Fp->nout[l], Fp->nin[l], x, Fp->w[l][t], Fp->wp[l][t], acc);
-        double *xo = xs + l * blk * w, *dt = dts + l * blk * w;
+        double *xo = xs + l * bs, *dt = dts + l * bs;
         fit_fwd(rows, Fp->nout[l], Fp->nin[l], acc, Fp->zs[l][t], Fp->b[l][t], Fp->tplanes, Fp->nseg, Fp->t_end,
                 Fp->s_th, Fp->s_dt, Fp->idt[l][t], Fp->s_idt[l], x, (int)Fp->kind[l], Fp->s_sc[l], xo, dt, counts);
         x = xo;
@@ -567,7 +572,7 @@ static void run_block(const nvq1_fwd_params *P, const nvq1_bwd_params *B, const 
     long long stride = 0;
     double *gout = gbuf, *gother = gbuf2;
     for (long long l = nl - 1; l >= 0; l--) {
-        fit_bwd_pre(rows, Fp->nout[l], g, stride, Fp->idt[l][t], Fp->s_idt[l], dts + l * blk * w,
+        fit_bwd_pre(rows, Fp->nout[l], g, stride, Fp->idt[l][t], Fp->s_idt[l], dts + l * bs,
                     Fp->s_col[l][t], gz);
         gemm(Fp, rows, Fp->nin[l], Fp->nout[l], gz, Fp->wt[l][t], Fp->wtp[l][t], acc);
         fit_bwd_post(rows, Fp->nin[l], acc, Fp->s_acc[l][t], g, stride, (int)Fp->kind[l], Fp->s_gsc[l], gout,
