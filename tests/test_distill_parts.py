@@ -91,3 +91,68 @@ def test_manifest_accepts_a_changed_parameter_only_before_its_stage_starts(tmp_p
         Manifest(tmp_path).bind({"md_steps": 2000, "train_steps": 50000}, teacher, FIRST_STAGE, STAGES)
     with pytest.raises(NvnmdError, match=r"unknown_knob \(used by perturb\)"):
         Manifest(tmp_path).bind({"md_steps": 2000, "train_steps": 100000, "unknown_knob": 1}, teacher, FIRST_STAGE, STAGES)
+
+
+def test_several_compositions_one_type_map_and_one_sel(lgps):
+    """The union of species in periodic order whatever the order given; sel covers every
+    composition; a single-structure run records exactly the parameters it did before."""
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.data import choose_sel, choose_sel_systems, neighbour_counts, union_type_map
+    from nvnmd.structures import build
+
+    arg = build("argyrodite", halide="Cl", seed=1)
+    sym_l, sym_a = lgps.get_chemical_symbols(), arg.get_chemical_symbols()
+    assert union_type_map([sym_a, sym_l]) == union_type_map([sym_l, sym_a]) == ["Li", "P", "S", "Cl", "Ge"]
+    tmap = union_type_map([sym_l, sym_a])
+    systems = [(lgps.positions[None], lgps.cell.array[None], sym_l), (arg.positions[None], arg.cell.array[None], sym_a)]
+    sel = choose_sel_systems(systems, tmap, 6.0, 1.15)
+    most = np.max([neighbour_counts(c, b, s, 6.0, tmap) for c, b, s in systems], axis=0)
+    assert most[tmap.index("Cl")] > 0 and most[tmap.index("Ge")] > 0  # each type seen in its own cell
+    assert all(s % 4 == 0 and s >= 1.15 * m for s, m in zip(sel, most))
+    own = [choose_sel_systems([sy], tmap, 6.0, 1.15) for sy in systems]
+    assert sel == np.maximum(*own).tolist() and own[0] != own[1]  # each type's most crowded composition
+    single = choose_sel(*systems[0], 6.0, 1.15)  # one composition: its own order, the same numbers
+    assert single == [own[0][tmap.index(t)] for t in ["Li", "Ge", "P", "S"]]
+    assert "structures" not in DistillConfig(structure="a.extxyz").semantic()
+    multi = DistillConfig(structures=("a=a.extxyz", "b=b.extxyz"))
+    assert multi.semantic()["structures"] == ["a=a.extxyz", "b=b.extxyz"]
+    assert multi.compositions() == [("a", "a.extxyz"), ("b", "b.extxyz")]
+    assert DistillConfig(structure="a.extxyz").compositions() == [("", "a.extxyz")]
+
+
+def test_structure_options_and_their_one_line_errors(tmp_path):
+    import argparse
+
+    from nvnmd.distill.cli import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args(["distill", *argv, "-o", str(tmp_path / "o")]))
+
+    assert cfg("--structure", "x/a.extxyz").structure == "x/a.extxyz"  # one: the single-structure run
+    assert cfg("--structure", "a.extxyz", "--structure", "n=x/Li10Si0.5Ge0.5P2S12.extxyz").structures == (
+        "a=a.extxyz", "n=x/Li10Si0.5Ge0.5P2S12.extxyz")
+    lst = tmp_path / "sub" / "list.txt"
+    lst.parent.mkdir()
+    lst.write_text("# two compositions\nlgps=lgps.extxyz\n\n/abs/Li6PS5Cl.extxyz  # ordered\n")
+    assert cfg("--structure-list", str(lst)).structures == (f"lgps={lst.parent}/lgps.extxyz", "Li6PS5Cl=/abs/Li6PS5Cl.extxyz")
+    with pytest.raises(NvnmdError, match="two structures are named a"):
+        cfg("--structure", "a.extxyz", "--structure", "y/a.extxyz")
+    with pytest.raises(NvnmdError, match="give a starting structure"):
+        cfg()
+    with pytest.raises(NvnmdError, match="--structure-list"):
+        cfg("--structure-list", str(tmp_path / "missing.txt"))
+
+
+def test_manifest_refuses_a_changed_composition(tmp_path):
+    from nvnmd.distill.manifest import Manifest
+
+    def extra(sha_b):
+        return {"structures": [{"name": "a", "sha256": "1" * 64}, {"name": "b", "sha256": sha_b}]}
+
+    Manifest(tmp_path).bind({"md_steps": 20}, extra("2" * 64))
+    Manifest(tmp_path).bind({"md_steps": 20}, extra("2" * 64))
+    with pytest.raises(NvnmdError, match="another structure b"):
+        Manifest(tmp_path).bind({"md_steps": 20}, extra("3" * 64))

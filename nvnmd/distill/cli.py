@@ -1,4 +1,5 @@
-"""`nvnmd distill`: a teacher and a structure -> a validated, quantized student in -o DIR."""
+"""`nvnmd distill`: a teacher and one structure, or several compositions -> a validated, quantized
+student in -o DIR."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ OPTIONS = [
     ("--max-energy-rmse", "max_energy_rmse", float, "reject above this energy RMSE vs the teacher (eV/atom)"),
     ("--max-drift", "max_drift", float, "reject above this conserved-energy drift (eV/atom/ps)"),
     ("--reference-data", "reference_data", str, "DFT-labelled frames to validate against (deepmd/npy or dpdata)"),
-    ("--reference-every", "reference_every", int, "use every Nth frame of each reference system (index % N == N-1)"),
+    ("--reference-every", "reference_every", int, "use every Nth frame of each reference system (index %% N == N-1)"),
     ("--baseline", "baseline", str, "another float model shown against the reference labels"),
     ("--seed", "seed", int, "seed of every random choice"),
 ]
@@ -48,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "validated (resumable)")
     p.add_argument("--teacher", default=d.teacher,
                    help="dpa4-neo-omat24 (embedded default), a deepmd-kit model (.pb/.pth/.pt/.dp) or module:callable")
-    p.add_argument("--structure", required=True, help="starting structure (anything ASE reads, periodic)")
+    p.add_argument("--structure", action="append", default=[], metavar="[NAME=]FILE",
+                   help="starting structure (anything ASE reads, periodic); repeat it for several compositions, "
+                        "each its own system, one student for all (NAME: its folder, default the file's stem)")
+    p.add_argument("--structure-list", metavar="FILE",
+                   help="a file of structures, one [NAME=]FILE a line (# comments; paths relative to the list)")
     p.add_argument("--supercell", default="1,1,1", help="repeat the structure a,b,c times (default 1,1,1)")
     p.add_argument("-T", "--temperatures", default="900", help="teacher MD temperatures, comma-separated (K; default 900)")
     for opt, name, typ, text in OPTIONS:
@@ -70,8 +75,45 @@ def _ints(text: str, opt: str) -> tuple:
     return vals
 
 
+def _structures(args) -> dict:
+    """--structure (repeated) and --structure-list -> the config's `structure` (one) or
+    `structures` ("NAME=PATH" entries, several)."""
+    import re
+    from pathlib import Path
+
+    entries = [(e, None) for e in args.structure]
+    if args.structure_list:
+        lst = Path(args.structure_list)
+        try:
+            lines = lst.read_text().splitlines()
+        except OSError as exc:
+            raise NvnmdError(f"--structure-list {lst}: {exc.strerror or exc}") from None
+        entries += [(ln.split("#", 1)[0].strip(), lst.parent) for ln in lines if ln.split("#", 1)[0].strip()]
+    if not entries:
+        raise NvnmdError("give a starting structure: --structure FILE (repeatable) or --structure-list FILE")
+    named = []
+    for text, base in entries:
+        name, sep, path = text.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name.strip()):
+            name, path = "", text  # no NAME= (or a path that merely contains '=')
+        path = path.strip()
+        if base is not None and not Path(path).is_absolute():
+            path = str(base / path)
+        named.append((name.strip(), path))
+    if len(named) == 1:
+        return {"structure": named[0][1]}
+    names, out = set(), []
+    for name, path in named:
+        name = name or re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(path).stem) or "structure"
+        if name in names:
+            raise NvnmdError(f"two structures are named {name}: give them NAME=FILE")
+        names.add(name)
+        out.append(f"{name}={path}")
+    return {"structures": tuple(out)}
+
+
 def config_from_args(args) -> DistillConfig:
-    kw = {"teacher": args.teacher, "structure": args.structure, "progress": not args.quiet,
+    kw = {"teacher": args.teacher, **_structures(args), "progress": not args.quiet,
           "supercell": _ints(args.supercell, "--supercell")}
     if len(kw["supercell"]) != 3:
         raise NvnmdError(f"--supercell must be three positive integers like 2,2,1, got {args.supercell}")

@@ -11,10 +11,15 @@ from dataclasses import asdict, dataclass, field, fields
 # parameters that change how fast a run goes, not what it produces: a resume may change them
 NON_SEMANTIC = ("workers", "progress")
 
+# parameters added after manifests were first written, with the default that means "as before":
+# left out of the recorded parameters while at that default, so older manifests still resume
+ADDED_LATER = {"structures": ()}
+
 # the first stage whose output each parameter changes (pipeline.STAGES order); a resume may change a
 # parameter while that stage has not started, since nothing made so far depends on it. Unlisted
 # parameters belong to the first stage.
 FIRST_STAGE = {
+    "structures": "perturb",
     **dict.fromkeys(("temperatures", "md_steps", "dt_fs", "ensemble", "tau_fs", "holdout_steps",
                      "holdout_frames", "frames_per_trajectory"), "teacher_md"),
     **dict.fromkeys(("frame_cell_pert_fraction", "frame_atom_pert_distance"), "sample"),
@@ -30,7 +35,10 @@ FIRST_STAGE = {
 @dataclass
 class DistillConfig:
     teacher: str = "dpa4-neo-omat24"
-    structure: str = ""
+    structure: str = ""  # one structure (the single-composition run)
+    # several compositions: "NAME=PATH" entries (then `structure` is empty); each is perturbed, run,
+    # sampled and labelled as its own deepmd system, and one student is trained on them all
+    structures: tuple = ()
     supercell: tuple = (1, 1, 1)
     temperatures: tuple = (900.0,)
     seed: int = 20261202
@@ -85,7 +93,15 @@ class DistillConfig:
     extra: dict = field(default_factory=dict)
 
     def semantic(self) -> dict:
-        return {k: v for k, v in self.as_dict().items() if k not in NON_SEMANTIC}
+        return {k: v for k, v in self.as_dict().items() if k not in NON_SEMANTIC
+                and not (k in ADDED_LATER and getattr(self, k) == ADDED_LATER[k])}
+
+    def compositions(self) -> list[tuple[str, str]]:
+        """(name, path) of every structure; one nameless entry for a single-structure run, whose
+        files keep the single-structure layout (perturb/s0.extxyz, data/train, ...)."""
+        if not self.structures:
+            return [("", self.structure)]
+        return [tuple(entry.split("=", 1)) for entry in self.structures]
 
     def as_dict(self) -> dict:
         d = asdict(self)

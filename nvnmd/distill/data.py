@@ -1,7 +1,8 @@
 """Frames of a distillation: perturbation (dpdata), sampling, deepmd/npy sets, sel, closest pairs.
 
-Frames of one run share one composition (perturbed copies of one structure), so they are kept
-as plain arrays: coords [F, N, 3], cells [F, 3, 3] and one list of symbols.
+Frames of one composition (perturbed copies of one structure) are kept as plain arrays:
+coords [F, N, 3], cells [F, 3, 3] and one list of symbols. A run over several compositions
+keeps one such set, and one deepmd system, per composition, all in one type map (the union).
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ def type_map_of(symbols: list[str]) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-def _system(coords, cells, symbols):
+def union_type_map(symbol_lists) -> list[str]:
+    """The elements of several compositions in periodic order (Li first for these sulfides): one
+    order whatever order the structures are given in."""
+    from ase.data import atomic_numbers
+
+    return sorted({s for symbols in symbol_lists for s in symbols}, key=lambda s: atomic_numbers[s])
+
+
+def _system(coords, cells, symbols, type_map=None):
     import dpdata
 
-    tmap = type_map_of(symbols)
+    tmap = list(type_map) if type_map else type_map_of(symbols)
     types = np.array([tmap.index(s) for s in symbols])
     return dpdata.System(data={
         "atom_names": tmap, "atom_numbs": [int(np.sum(types == t)) for t in range(len(tmap))],
@@ -63,14 +72,16 @@ def load_frames_npz(path: Path) -> dict:
     return d
 
 
-def write_deepmd(outdir: Path, coords, cells, symbols, energies, forces, virials) -> Path:
-    """A labelled deepmd/npy system, written to a temporary folder and renamed into place."""
+def write_deepmd(outdir: Path, coords, cells, symbols, energies, forces, virials, type_map=None) -> Path:
+    """A labelled deepmd/npy system, written to a temporary folder and renamed into place; with
+    `type_map`, every system of a run carries the same type_map.raw (absent elements count 0)."""
     import dpdata
 
-    sysm = _system(coords, cells, symbols)
+    sysm = _system(coords, cells, symbols, type_map)
     labelled = dpdata.LabeledSystem(data={**sysm.data, "energies": np.asarray(energies, float),
                                           "forces": np.asarray(forces, float), "virials": np.asarray(virials, float)})
     outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = outdir.with_name(f".{outdir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     labelled.to("deepmd/npy", str(tmp), set_size=len(energies))
@@ -79,11 +90,12 @@ def write_deepmd(outdir: Path, coords, cells, symbols, energies, forces, virials
     return outdir
 
 
-def neighbour_counts(coords, cells, symbols, rcut: float) -> np.ndarray:
-    """Most neighbours of each type within rcut of any atom, over all frames."""
+def neighbour_counts(coords, cells, symbols, rcut: float, type_map=None) -> np.ndarray:
+    """Most neighbours of each type (of `type_map`, default: the symbols' own) within rcut of any
+    atom, over all frames."""
     from nvnmd.neighbors import build_neighbor_list
 
-    tmap = type_map_of(symbols)
+    tmap = list(type_map) if type_map else type_map_of(symbols)
     types = np.array([tmap.index(s) for s in symbols])
     most = np.zeros(len(tmap), dtype=int)
     for c, b in zip(coords, cells):
@@ -97,7 +109,13 @@ def neighbour_counts(coords, cells, symbols, rcut: float) -> np.ndarray:
 def choose_sel(coords, cells, symbols, rcut: float, margin: float, limit: int = 128) -> list[int]:
     """deepmd-kit's sel: the most neighbours of each type seen, with a margin, rounded up to a
     multiple of 4; the board holds at most `limit` in all (fpga/SPEC.md §1)."""
-    most = neighbour_counts(coords, cells, symbols, rcut)
+    return choose_sel_systems([(coords, cells, symbols)], type_map_of(symbols), rcut, margin, limit)
+
+
+def choose_sel_systems(systems, type_map: list[str], rcut: float, margin: float, limit: int = 128) -> list[int]:
+    """choose_sel over several compositions [(coords, cells, symbols), ...]: the most neighbours of
+    each type of `type_map` seen in any of them."""
+    most = np.max([neighbour_counts(c, b, s, rcut, type_map) for c, b, s in systems], axis=0)
     sel = [int(4 * np.ceil(max(1, margin * m) / 4)) for m in most]
     if sum(sel) > limit:
         raise NvnmdError(f"sel {sel} (sum {sum(sel)}) exceeds the board's {limit} neighbours within rcut "

@@ -3,6 +3,9 @@
     {"version": 1, "parameters": {...}, "seeds": {...}, "teacher": {spec, sha256, path},
      "structure": {path, sha256}, "stages": {name: {status, wall_s, attempts, outputs: {file: sha256}}}}
 
+A run over several compositions has "structures": [{name, path, sha256}, ...] and "type_map"
+in place of "structure".
+
 Rewritten atomically after every change, so a kill -9 leaves the last consistent state.
 A stage is `done` only after its outputs are complete; a stage found `running` on resume was
 killed and is continued (its wall time so far is kept from the last progress heartbeat).
@@ -60,6 +63,12 @@ class Manifest:
             if prev is not None and key in ("teacher", "structure") and prev.get("sha256") != value.get("sha256"):
                 raise NvnmdError(f"{self.outdir} was made with another {key} (sha256 {prev.get('sha256', '')[:16]}); "
                                  f"use a new -o")
+            if prev is not None and key == "structures":  # several compositions: each file's content
+                old_sha = {p.get("name"): p.get("sha256") for p in prev}
+                for entry in value:
+                    if entry["name"] in old_sha and old_sha[entry["name"]] != entry.get("sha256"):
+                        raise NvnmdError(f"{self.outdir} was made with another structure {entry['name']} (sha256 "
+                                         f"{(old_sha[entry['name']] or '')[:16]}); use a new -o")
             self.data[key] = value
         self.data.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         self.save()

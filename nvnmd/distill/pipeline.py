@@ -8,6 +8,11 @@
     quantize    student.nvq + quantize/report.*
     validate    report.json / report.txt / parity.png: accepted or rejected, with reasons
 
+Several compositions (`--structure` repeated): every stage does each composition in its own
+folder (perturb/NAME/, teacher_md/NAME/, ..., data/train/NAME: one deepmd system each, all in the
+union's type map); MD and labelling of all of them share one worker pool; one student is trained
+on all systems; quantize calibrates on frames of each; validate reports each (validate/NAME/).
+
 A stage marked done in manifest.json (with its outputs present) is skipped; a stage killed
 mid-way continues from what it wrote (MD checkpoints, labelled chunks, deepmd-kit checkpoints).
 """
@@ -32,18 +37,37 @@ log = logging.getLogger("nvnmd")
 STAGES = ("perturb", "teacher_md", "sample", "label", "train", "quantize", "validate")
 
 
-def _structure(cfg):
+def _structure(cfg, path=None):
     from ase.io import read
 
+    path = path or cfg.structure
     try:
-        atoms = read(cfg.structure)
+        atoms = read(path)
     except FileNotFoundError:
         raise
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise NvnmdError(f"cannot read structure {cfg.structure}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+        raise NvnmdError(f"cannot read structure {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
     if not atoms.pbc.all():
-        raise NvnmdError(f"{cfg.structure}: distillation needs a periodic cell")
+        raise NvnmdError(f"{path}: distillation needs a periodic cell")
     return atoms.repeat(tuple(int(r) for r in cfg.supercell))
+
+
+class Composition:
+    """One structure of the run and where its files go: a nameless one (the single-structure run)
+    writes perturb/s0.extxyz, teacher_md/s0_T900K, sample/frames.npz, data/train, ...; a named one
+    writes the same under NAME/ (perturb/NAME/s0.extxyz, data/train/NAME, ...). Its seeds are the
+    single-structure ones offset by `index`, so every composition draws its own."""
+
+    SEED_STRIDE = 10_000_000
+
+    def __init__(self, cfg, index: int, name: str, path: str):
+        self.index, self.name, self.path = index, name, path
+        self.atoms = _structure(cfg, path)
+        self.symbols = self.atoms.get_chemical_symbols()
+        self.seed = cfg.seed + self.SEED_STRIDE * index
+
+    def dir(self, outdir: Path, *parts) -> Path:
+        return Path(outdir, *parts, self.name) if self.name else Path(outdir, *parts)
 
 
 def _md_config(cfg, temperature: float, steps: int, frames: int, seed: int) -> dict:
@@ -53,16 +77,20 @@ def _md_config(cfg, temperature: float, steps: int, frames: int, seed: int) -> d
             "checkpoint_every": max(every, min(500, steps))}
 
 
-def _trajectories(cfg, outdir: Path) -> list[tuple[str, Path, dict]]:
-    """(name, run dir, MDConfig kwargs) of every teacher run; the held-out one last."""
+def _trajectories(cfg, outdir: Path, comp: Composition) -> list[tuple[str, Path, dict, Path]]:
+    """(name, run dir, MDConfig kwargs, starting structure) of every teacher run of a composition;
+    the held-out one last."""
+    md_dir, start_dir = comp.dir(outdir, "teacher_md"), comp.dir(outdir, "perturb")
     runs = []
     for k in range(cfg.md_structures):
         for T in cfg.temperatures:
-            runs.append((f"s{k}_T{int(round(T))}K", outdir / "teacher_md" / f"s{k}_T{int(round(T))}K",
-                         _md_config(cfg, T, cfg.md_steps, cfg.frames_per_trajectory, cfg.seed + 1000 * k + int(T))))
+            runs.append((f"s{k}_T{int(round(T))}K", md_dir / f"s{k}_T{int(round(T))}K",
+                         _md_config(cfg, T, cfg.md_steps, cfg.frames_per_trajectory, comp.seed + 1000 * k + int(T)),
+                         start_dir / f"s{k}.extxyz"))
     T = max(cfg.temperatures)
-    runs.append(("holdout", outdir / "teacher_md" / "holdout",
-                 _md_config(cfg, T, cfg.holdout_steps, cfg.holdout_frames, cfg.seed + 999_999)))
+    runs.append(("holdout", md_dir / "holdout",
+                 _md_config(cfg, T, cfg.holdout_steps, cfg.holdout_frames, comp.seed + 999_999),
+                 start_dir / "holdout.extxyz"))
     return runs
 
 
@@ -71,29 +99,45 @@ def distill(cfg, outdir, log_fn=print) -> dict:
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    if not Path(cfg.structure).is_file():
-        raise FileNotFoundError(2, "No such file", cfg.structure)
-    atoms = _structure(cfg)
+    for _, path in cfg.compositions():
+        if not Path(path).is_file():
+            raise FileNotFoundError(2, "No such file", path)
+    comps = [Composition(cfg, k, name, path) for k, (name, path) in enumerate(cfg.compositions())]
+    multi = bool(cfg.structures)
+    # one type map for every system: a single structure keeps its own order (LGPS: Li Ge P S, the
+    # shipped student's), several take the union in periodic order
+    tmap = D.union_type_map([c.symbols for c in comps]) if multi else D.type_map_of(comps[0].symbols)
     spec = resolve_teacher(cfg.teacher)
     man = Manifest(outdir)
-    man.bind(cfg.semantic(), {
-        "teacher": {"spec": spec.spec, "kind": spec.kind, "sha256": spec.sha256, "path": str(spec.path or "")},
-        "structure": {"path": str(cfg.structure), "sha256": file_sha256(cfg.structure), "natoms": len(atoms),
-                      "formula": atoms.get_chemical_formula()},
-        "seeds": {"perturb": cfg.seed, "frames": cfg.seed + 1, "md": f"{cfg.seed} + 1000 k + T; holdout {cfg.seed} + 999999",
-                  "train": cfg.seed % 2**31, "robustness": cfg.seed + 7},
-        "scheme": {"md_ensemble": f"NVT ({cfg.ensemble}): nvnmd's MD engine has no barostat, so the seed "
-                                  f"scheme's NPT at ambient pressure is run at the structure's volume"},
-    }, first_stage=FIRST_STAGE, stages=STAGES)
-    if not all(man.done(s) for s in ("teacher_md", "label")) or cfg.reference_data and not man.done("validate"):
-        check_elements(load_teacher(spec), atoms.get_chemical_symbols())  # also: a corrupt model fails here
-    symbols = atoms.get_chemical_symbols()
-    runs = _trajectories(cfg, outdir)
 
-    def stage(name, fn):
+    def described(c):
+        return {"path": str(c.path), "sha256": file_sha256(c.path), "natoms": len(c.atoms),
+                "formula": c.atoms.get_chemical_formula()}
+
+    seeds = {"perturb": cfg.seed, "frames": cfg.seed + 1, "md": f"{cfg.seed} + 1000 k + T; holdout {cfg.seed} + 999999",
+             "train": cfg.seed % 2**31, "robustness": cfg.seed + 7}
+    if multi:
+        seeds["compositions"] = f"each seed above + {Composition.SEED_STRIDE} x the composition's index"
+    extra = {"teacher": {"spec": spec.spec, "kind": spec.kind, "sha256": spec.sha256, "path": str(spec.path or "")},
+             **({"structures": [{"name": c.name, **described(c)} for c in comps], "type_map": tmap} if multi
+                else {"structure": described(comps[0])}),
+             "seeds": seeds,
+             "scheme": {"md_ensemble": f"NVT ({cfg.ensemble}): nvnmd's MD engine has no barostat, so the seed "
+                                       f"scheme's NPT at ambient pressure is run at the structure's volume"}}
+    man.bind(cfg.semantic(), extra, first_stage=FIRST_STAGE, stages=STAGES)
+    if not all(man.done(s) for s in ("teacher_md", "label")) or cfg.reference_data and not man.done("validate"):
+        teacher = load_teacher(spec)  # also: a corrupt model fails here
+        for c in comps:
+            check_elements(teacher, c.symbols)
+        del teacher
+    runs = {c.name: _trajectories(cfg, outdir, c) for c in comps}
+
+    def stage(name, fn, before=None):
         if man.done(name):
             log_fn(f"[{name}] done before ({man.stage(name)['wall_s']:.0f} s), kept")
             return
+        if before:  # a refusal here leaves the stage unstarted, so a rerun may change its parameters
+            before()
         log_fn(f"[{name}] ...")
         man.start(name)
         outputs, info = fn(lambda: man.heartbeat(name))
@@ -101,81 +145,109 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         log_fn(f"[{name}] finished in {wall:.0f} s")
 
     def perturb(beat):
-        n = cfg.md_structures + 1
-        coords, cells = D.perturb(atoms.positions[None], atoms.cell.array[None], symbols, n,
-                                  cfg.cell_pert_fraction, cfg.atom_pert_distance, cfg.seed)
         from ase import Atoms
         from ase.io import write
 
+        n = cfg.md_structures + 1
         outs = []
-        for k in range(n):
-            name = f"s{k}" if k < cfg.md_structures else "holdout"
-            path = outdir / "perturb" / f"{name}.extxyz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            write(str(tmp), Atoms(symbols, positions=coords[k], cell=cells[k], pbc=True), format="extxyz")
-            tmp.replace(path)
-            outs.append(path)
-        return outs, {"structures": n}
+        for c in comps:
+            coords, cells = D.perturb(c.atoms.positions[None], c.atoms.cell.array[None], c.symbols, n,
+                                      cfg.cell_pert_fraction, cfg.atom_pert_distance, c.seed)
+            for k in range(n):
+                name = f"s{k}" if k < cfg.md_structures else "holdout"
+                path = c.dir(outdir, "perturb") / f"{name}.extxyz"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.tmp")
+                write(str(tmp), Atoms(c.symbols, positions=coords[k], cell=cells[k], pbc=True), format="extxyz")
+                tmp.replace(path)
+                outs.append(path)
+        return outs, {"structures": n * len(comps)} if multi else {"structures": n}
 
     def teacher_md(beat):
         from nvnmd.distill.workers import run_trajectories
 
-        jobs = []
-        for name, run_dir, md in runs:
-            start = outdir / "perturb" / (f"{name.split('_')[0]}.extxyz" if name != "holdout" else "holdout.extxyz")
-            jobs.append((str(start), str(run_dir), md))
+        all_runs = [(c, r) for c in comps for r in runs[c.name]]  # one pool for every composition
+        jobs = [(str(start), str(run_dir), md) for _, (_, run_dir, md, start) in all_runs]
         results = run_trajectories(cfg.teacher, jobs, cfg.workers, progress=cfg.progress, heartbeat=beat)
-        info = {name: {k: r.get(k) for k in ("steps", "seconds", "cpu_seconds") if k in r} for (name, _, _), r in zip(runs, results)}
-        return [run_dir / "traj.extxyz" for _, run_dir, _ in runs], info
+        info = {}
+        for (c, (name, _, _, _)), r in zip(all_runs, results):
+            key = f"{c.name}/{name}" if multi else name
+            info[key] = {k: r.get(k) for k in ("steps", "seconds", "cpu_seconds") if k in r}
+        return [run_dir / "traj.extxyz" for _, (_, run_dir, _, _) in all_runs], info
 
     def sample(beat):
         from ase.io import read
 
-        all_c, all_b = [], []
-        for k, (name, run_dir, md) in enumerate(runs):
-            frames = read(str(run_dir / "traj.extxyz"), index=":", format="extxyz")
-            want = cfg.holdout_frames if name == "holdout" else cfg.frames_per_trajectory
-            frames = frames[-want:]  # the starting frame is dropped
-            c = np.array([f.positions for f in frames])
-            b = np.array([f.cell.array for f in frames])
-            if name == "holdout":
-                D.save_frames(outdir / "sample" / "holdout.npz", c, b, symbols)
-                continue
-            pc, pb = D.perturb(c, b, symbols, 1, cfg.frame_cell_pert_fraction, cfg.frame_atom_pert_distance,
-                               cfg.seed + 1 + k)
-            all_c.append(pc)
-            all_b.append(pb)
-        D.save_frames(outdir / "sample" / "frames.npz", np.concatenate(all_c), np.concatenate(all_b), symbols)
-        return [outdir / "sample" / "frames.npz", outdir / "sample" / "holdout.npz"], {"frames": int(sum(len(c) for c in all_c))}
+        outs, counts = [], {}
+        for c in comps:
+            all_c, all_b = [], []
+            sdir = c.dir(outdir, "sample")
+            for k, (name, run_dir, md, _) in enumerate(runs[c.name]):
+                frames = read(str(run_dir / "traj.extxyz"), index=":", format="extxyz")
+                want = cfg.holdout_frames if name == "holdout" else cfg.frames_per_trajectory
+                frames = frames[-want:]  # the starting frame is dropped
+                co = np.array([f.positions for f in frames])
+                b = np.array([f.cell.array for f in frames])
+                if name == "holdout":
+                    D.save_frames(sdir / "holdout.npz", co, b, c.symbols)
+                    continue
+                pc, pb = D.perturb(co, b, c.symbols, 1, cfg.frame_cell_pert_fraction, cfg.frame_atom_pert_distance,
+                                   c.seed + 1 + k)
+                all_c.append(pc)
+                all_b.append(pb)
+            D.save_frames(sdir / "frames.npz", np.concatenate(all_c), np.concatenate(all_b), c.symbols)
+            outs += [sdir / "frames.npz", sdir / "holdout.npz"]
+            counts[c.name] = int(sum(len(x) for x in all_c))
+        return outs, {"frames": sum(counts.values()), **({"per_composition": counts} if multi else {})}
 
     def label(beat):
         from nvnmd.distill.workers import label_chunks
 
-        sets = {name: D.load_frames_npz(outdir / "sample" / f"{name}.npz") for name in ("frames", "holdout")}
-        chunks = []
-        for name, fr in sets.items():
-            for start in range(0, len(fr["coords"]), cfg.label_chunk):
-                sl = slice(start, start + cfg.label_chunk)
-                chunks.append((outdir / "label" / "chunks" / f"{name}_{start:06d}.npz", fr["coords"][sl], fr["cells"][sl], symbols))
+        sets, chunks = {}, []
+        for c in comps:
+            for name in ("frames", "holdout"):
+                fr = sets[c.name, name] = D.load_frames_npz(c.dir(outdir, "sample") / f"{name}.npz")
+                for start in range(0, len(fr["coords"]), cfg.label_chunk):
+                    sl = slice(start, start + cfg.label_chunk)
+                    chunks.append((c.dir(outdir, "label", "chunks") / f"{name}_{start:06d}.npz", fr["coords"][sl],
+                                   fr["cells"][sl], c.symbols))
         label_chunks(cfg.teacher, chunks, cfg.workers, progress=cfg.progress, heartbeat=beat)
-        info, outs = {}, []
-        for name, fr in sets.items():
-            parts = [np.load(c[0]) for c in chunks if c[0].name.startswith(name + "_")]
-            e = np.concatenate([p["energies"] for p in parts])
-            f = np.concatenate([p["forces"] for p in parts])
-            v = np.concatenate([p["virials"] for p in parts])
-            keep = np.max(np.linalg.norm(f, axis=2), axis=1) <= cfg.max_force
-            if name == "holdout":
-                keep[:] = True  # validation keeps every frame of the trajectory
-            if not keep.any():
-                raise NvnmdError(f"every frame has a force above --max-force {cfg.max_force} eV/Å")
-            target = outdir / "data" / ("train" if name == "frames" else "holdout")
-            D.write_deepmd(target, fr["coords"][keep], fr["cells"][keep], symbols, e[keep], f[keep], v[keep])
-            outs.append(target / "type.raw")
-            info[name] = {"frames": int(len(keep)), "kept": int(keep.sum()), "dropped_max_force": int((~keep).sum()),
-                          "max_force_eV_A": float(np.max(np.linalg.norm(f, axis=2)))}
-        return outs, info
+        infos, outs = {}, []
+        for c in comps:
+            info = infos[c.name] = {}
+            for name in ("frames", "holdout"):
+                fr = sets[c.name, name]
+                mine = c.dir(outdir, "label", "chunks")
+                parts = [np.load(ch[0]) for ch in chunks if ch[0].parent == mine and ch[0].name.startswith(name + "_")]
+                e = np.concatenate([p["energies"] for p in parts])
+                f = np.concatenate([p["forces"] for p in parts])
+                v = np.concatenate([p["virials"] for p in parts])
+                keep = np.max(np.linalg.norm(f, axis=2), axis=1) <= cfg.max_force
+                if name == "holdout":
+                    keep[:] = True  # validation keeps every frame of the trajectory
+                if not keep.any():
+                    raise NvnmdError(f"every frame{' of ' + c.name if multi else ''} has a force above --max-force "
+                                     f"{cfg.max_force} eV/Å")
+                target = c.dir(outdir, "data", "train" if name == "frames" else "holdout")
+                D.write_deepmd(target, fr["coords"][keep], fr["cells"][keep], c.symbols, e[keep], f[keep], v[keep],
+                               type_map=tmap if multi else None)
+                outs.append(target / "type.raw")
+                info[name] = {"frames": int(len(keep)), "kept": int(keep.sum()), "dropped_max_force": int((~keep).sum()),
+                              "max_force_eV_A": float(np.max(np.linalg.norm(f, axis=2)))}
+        if not multi:
+            return outs, infos[""]
+        total = {name: {k: sum(i[name][k] for i in infos.values()) for k in ("frames", "kept", "dropped_max_force")}
+                 for name in ("frames", "holdout")}
+        return outs, {**total, "compositions": infos}
+
+    chosen = {}
+
+    def choose_sel():
+        """sel from the training data of every composition; refused (NvnmdError) beyond the board."""
+        if "sel" not in chosen:
+            chosen["sel"] = D.choose_sel_systems(D.deepmd_systems(outdir / "data" / "train"), tmap, cfg.rcut,
+                                                 cfg.sel_margin)
+        return chosen["sel"]
 
     def train(beat):
         from nvnmd.distill.train import train_and_freeze, training_input
@@ -183,9 +255,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from nvnmd.student import load_student
         from tqdm import tqdm
 
-        tr = D.deepmd_systems(outdir / "data" / "train")
-        sel = D.choose_sel(tr[0][0], tr[0][1], tr[0][2], cfg.rcut, cfg.sel_margin)
-        tmap = D.type_map_of(symbols)
+        sel = choose_sel()
         doc = training_input(cfg, tmap, sel, "../data/train", "../data/holdout", cfg.seed % 2**31)
         bar = tqdm(total=cfg.train_steps, unit="step", desc="dp --tf train", dynamic_ncols=True, disable=not cfg.progress)
 
@@ -213,21 +283,31 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from nvnmd.student import load_student
 
         student = load_student(outdir / "student.pb")
-        frames = load_frames(outdir / "data" / "train", student.type_map)
-        pick = np.linspace(0, len(frames) - 1, min(cfg.calib_frames, len(frames))).round().astype(int)
-        frames = [frames[i] for i in sorted(set(pick.tolist()))]
+        frames, of = [], {}
+        for c in comps:  # the same share of calibration frames from every composition
+            mine = load_frames(c.dir(outdir, "data", "train"), student.type_map)
+            want = cfg.calib_frames if not multi else -(-cfg.calib_frames // len(comps))
+            pick = np.linspace(0, len(mine) - 1, min(want, len(mine))).round().astype(int)
+            of[c.name] = [mine[i] for i in sorted(set(pick.tolist()))]
+            frames += of[c.name]
         model, info = q(student, frames)
         model.meta_extra.update({"source": "student.pb", "calibration": {"frames": len(frames), "data": "data/train"}})
         image = model.to_image()
         image.write(outdir / "student.nvq")
-        pred, stats = run_image(SimBackend(Image.from_bytes(image.to_bytes())), frames)
+        sim = SimBackend(Image.from_bytes(image.to_bytes()))
+        pred, stats = run_image(sim, frames)
         float_pred = run_deeppot(outdir / "student.pb", frames, student.type_map)
         results = [compare(pred, float_pred, frames, "float student"), compare(pred, "labels", frames, "teacher labels"),
                    compare(float_pred, "labels", frames, "student vs teacher")]
         info.update(source="student.pb", calib="data/train")
         rep = write_report(outdir / "quantize", image=image, info=info, results=results, pred=pred,
                            float_pred=float_pred, frames=frames, stats=stats)
-        return [outdir / "student.nvq", rep / "report.json"], {"saturations": stats["saturations"]}
+        out_info = {"saturations": stats["saturations"]}
+        if multi:  # the counts of each composition's calibration frames, from the same image
+            out_info["compositions"] = {c.name: {"frames": len(of[c.name]),
+                                                 "saturations": run_image(sim, of[c.name])[1]["saturations"]}
+                                        for c in comps}
+        return [outdir / "student.nvq", rep / "report.json"], out_info
 
     def validate(beat):
         from nvnmd.distill.validate import decide, errors, parity_png, robustness
@@ -239,58 +319,104 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         vdir = outdir / "validate"
         vdir.mkdir(exist_ok=True)
         student = load_student(outdir / "student.pb")
-        tmap = student.type_map
+        tmap_ = student.type_map
         sim = SimBackend(outdir / "student.nvq")
-        hold = load_frames(outdir / "data" / "holdout", tmap)
-        f_pred = run_deeppot(outdir / "student.pb", hold, tmap)
-        q_pred = run_image(sim, hold)[0]
-        table = [errors(f_pred, hold, "student vs teacher"), errors(q_pred, hold, "quantized vs teacher")]
-        parity_png(vdir / "parity_holdout.png", hold, {"float student vs teacher": f_pred, "quantized vs teacher": q_pred})
-        report = {"holdout": {"frames": len(hold), "float": table[0], "quantized": table[1]}}
+        pairs = json.loads((outdir / "student.pairs.json").read_text())["pairs"]
+        qinfo = man.stage("quantize").get("info", {})
+        per, outs, reasons, text_tables = {}, [], [], []
+        for c in comps:
+            cdir = c.dir(vdir)
+            cdir.mkdir(parents=True, exist_ok=True)
+            hold = load_frames(c.dir(outdir, "data", "holdout"), tmap_)
+            f_pred = run_deeppot(outdir / "student.pb", hold, tmap_)
+            q_pred = run_image(sim, hold)[0]
+            table = [errors(f_pred, hold, "student vs teacher"), errors(q_pred, hold, "quantized vs teacher")]
+            parity_png(cdir / "parity_holdout.png", hold, {"float student vs teacher": f_pred, "quantized vs teacher": q_pred})
+            try:
+                robust = robustness(outdir / "student.nvq", c.atoms, cfg, cdir / "robustness", progress=cfg.progress)
+            except NvnmdError as exc:
+                robust = {"error": str(exc)}
+            why = decide(cfg, table[0], robust, pairs)
+            reasons += [f"{c.name}: {r}" for r in why] if multi else why
+            per[c.name] = {"formula": c.atoms.get_chemical_formula(), "frames": len(hold), "table": table,
+                           "float": table[0], "quantized": table[1], "robustness": robust, "reasons": why}
+            outs.append(cdir / "parity_holdout.png")
+        sat = qinfo.get("saturations", 0)
+        if sat:
+            reasons.append(f"the quantized student saturates {sat} times on its own calibration frames")
+        if multi:
+            report = {"compositions": {name: {k: v for k, v in p.items() if k != "table"} for name, p in per.items()},
+                      "type_map": tmap_, "calibration_saturations": qinfo.get("compositions", {})}
+        else:
+            p = per[""]
+            report = {"holdout": {"frames": p["frames"], "float": p["float"], "quantized": p["quantized"]}}
         ref_table = []
         if cfg.reference_data:
-            ref = _reference_frames(cfg, tmap)
-            t_pred = _teacher_on(cfg, ref, tmap, vdir / "reference_teacher", beat)
+            ref = _reference_frames(cfg, tmap_)
+            t_pred = _teacher_on(cfg, ref, tmap_, vdir / "reference_teacher", beat)
             rows = {"teacher": errors(t_pred, ref, "teacher vs DFT"),
-                    "student": errors(run_deeppot(outdir / "student.pb", ref, tmap), ref, "student vs DFT"),
+                    "student": errors(run_deeppot(outdir / "student.pb", ref, tmap_), ref, "student vs DFT"),
                     "quantized": errors(run_image(sim, ref)[0], ref, "quantized vs DFT")}
             if cfg.baseline:
-                rows["baseline"] = errors(run_deeppot(cfg.baseline, ref, tmap), ref, "baseline vs DFT")
+                sub, sub_map = _retyped(ref, tmap_) if multi else (ref, tmap_)  # a baseline of fewer species
+                rows["baseline"] = errors(run_deeppot(cfg.baseline, sub, sub_map), sub, "baseline vs DFT")
             report["reference"] = {"data": cfg.reference_data, "every": cfg.reference_every, "frames": len(ref), **rows}
             ref_table = list(rows.values())
-        try:
-            robust = robustness(outdir / "student.nvq", atoms, cfg, vdir / "robustness", progress=cfg.progress)
-        except NvnmdError as exc:
-            robust = {"error": str(exc)}
-        report["robustness"] = robust
-        pairs = json.loads((outdir / "student.pairs.json").read_text())["pairs"]
-        reasons = decide(cfg, table[0], robust, pairs)
+        if not multi:
+            report["robustness"] = per[""]["robustness"]
         report["training_closest_pairs"] = pairs
         report["status"] = "rejected" if reasons else "accepted"
         report["reasons"] = reasons
         write_atomic(vdir / "report.json", (json.dumps(report, indent=1) + "\n").encode())
-        text = [f"nvnmd distill: student {report['status'].upper()}" + (": " + "; ".join(reasons) if reasons else ""),
-                "", f"held-out teacher trajectory ({len(hold)} frames):", format_table(table)]
+        text = [f"nvnmd distill: student {report['status'].upper()}" + (": " + "; ".join(reasons) if reasons else "")]
+        if multi:
+            text += ["", f"{len(tmap_)} species ({' '.join(tmap_)}); calibration saturations: " + ", ".join(
+                f"{k} {v['saturations']}" for k, v in qinfo.get("compositions", {}).items())]
+        for c in comps:
+            p = per[c.name]
+            what = f"{c.name} ({p['formula']}): held-out" if multi else "held-out"
+            text += ["", f"{what} teacher trajectory ({p['frames']} frames):", format_table(p["table"])]
+            if multi:
+                text += _robust_text(p["robustness"], pairs, c.symbols)
         if ref_table:
             text += ["", f"reference labels {cfg.reference_data} ({len(ref)} frames):", format_table(ref_table)]
-        if "error" not in robust:
-            text += ["", f"robustness: quantized student, {robust['simulated_ps']:.1f} ps {robust['ensemble']} at "
-                         f"{robust['temperature_K']:.0f} K (mean {robust['mean_T_K']:.0f} K), conserved-energy drift "
-                         f"{1e3 * robust['conserved_drift_eV_atom_ps']:.4f} meV/atom/ps",
-                     "closest pairs (robustness MD / training data, Å): " + ", ".join(
-                         f"{k} {v:.2f}/{pairs[k]:.2f}" for k, v in robust["closest_pairs"].items())]
+        if not multi:
+            text += _robust_text(per[""]["robustness"], pairs)
         write_atomic(vdir / "report.txt", ("\n".join(text) + "\n").encode())
-        return [vdir / "report.json", vdir / "report.txt", vdir / "parity_holdout.png"], {"status": report["status"]}
+        return [vdir / "report.json", vdir / "report.txt", *outs], {"status": report["status"]}
 
     t0 = time.time()
     for name, fn in (("perturb", perturb), ("teacher_md", teacher_md), ("sample", sample), ("label", label),
                      ("train", train), ("quantize", quantize), ("validate", validate)):
-        stage(name, fn)
+        stage(name, fn, before=choose_sel if name == "train" else None)
     report = json.loads((outdir / "validate" / "report.json").read_text())
     log_fn((outdir / "validate" / "report.txt").read_text().rstrip())
     log_fn(f"wall times (s): " + ", ".join(f"{s} {man.stage(s)['wall_s']:.0f}" for s in STAGES) +
            f"; this invocation {time.time() - t0:.0f} s")
     return report
+
+
+def _robust_text(robust: dict, pairs: dict, symbols=None) -> list[str]:
+    """The robustness lines of report.txt; with `symbols`, only the element pairs they hold."""
+    if "error" in robust:
+        return []
+    seen = set(symbols or ())
+    shown = {k: v for k, v in robust["closest_pairs"].items() if not seen or set(k.split("-")) <= seen}
+    return ["", f"robustness: quantized student, {robust['simulated_ps']:.1f} ps {robust['ensemble']} at "
+                f"{robust['temperature_K']:.0f} K (mean {robust['mean_T_K']:.0f} K), conserved-energy drift "
+                f"{1e3 * robust['conserved_drift_eV_atom_ps']:.4f} meV/atom/ps",
+            "closest pairs (robustness MD / training data, Å): " + ", ".join(
+                f"{k} {v:.2f}/{pairs[k]:.2f}" for k, v in shown.items())]
+
+
+def _retyped(frames, type_map):
+    """The frames typed in the map of only the elements they hold (for a model of fewer species)."""
+    from dataclasses import replace
+
+    present = sorted({int(t) for fr in frames for t in fr.types})
+    index = np.full(len(type_map), -1)
+    index[present] = np.arange(len(present))
+    return [replace(fr, types=index[fr.types]) for fr in frames], [type_map[t] for t in present]
 
 
 def _reference_frames(cfg, type_map):
