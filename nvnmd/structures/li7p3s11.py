@@ -56,6 +56,10 @@ def check_phase(atoms, symprec: float = 0.05) -> None:
     ds = spglib.get_symmetry_dataset((atoms.cell.array, atoms.get_scaled_positions(), numbers), symprec=symprec)
     if ds is None or ds.number != SPACEGROUP:
         raise StructureError(f"Li7P3S11 file is in space group {ds.number if ds else '?'}, expected P-1 (2)")
+    n_primitive = len(ds.std_types) if getattr(ds, "std_types", None) is not None else len(atoms)
+    if n_primitive % ATOMS_PER_CELL or n_primitive // ATOMS_PER_CELL != 1:
+        raise StructureError(f"Li7P3S11's P-1 cell holds {ATOMS_PER_CELL} atoms (Z = 2); this file's "
+                             f"standardised cell holds {n_primitive}")
     ours = _niggli_lengths(atoms.cell.cellpar())
     ref = _niggli_lengths(YAMANE_CELLPAR)
     n = round(len(atoms) / ATOMS_PER_CELL)
