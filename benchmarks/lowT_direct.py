@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--temperatures", default="500,400")
     ap.add_argument("--high", default=str(HERE / "lgps_arrhenius_results.json"))
     ap.add_argument("--json", default=str(HERE / "lowT_direct_results.json"))
+    ap.add_argument("--target-ps", type=float, default=200.0, help="run length each temperature is heading for (lowT_direct.sh TARGET_PS)")
     args = ap.parse_args()
     runs_dir = Path(args.runs)
     high = json.loads(Path(args.high).read_text())
@@ -94,7 +95,11 @@ def main() -> int:
         r["difference_in_sigma_units"] = (r["D_cm2_s"] - ex["D_cm2_s"]) / both if both > 0 else float("nan")
         rows.append(r)
     image = runs_dir / "model.nvq"
+    done = [f"{r['T_K']:.0f} K {r['run_ps']:.0f} ps" for r in rows]
+    complete = all(r["run_ps"] >= args.target_ps - 1e-9 for r in rows)
     result = {
+        "status": ("complete" if complete else "partial") + f": {', '.join(done)} of {args.target_ps:g} ps each"
+                  + ("" if complete else "; continue with `nohup nice -n 15 benchmarks/lowT_direct.sh` (resumes from the checkpoints)"),
         "what": "LGPS D(Li) and σ from direct runs at T ≤ 500 K, shipped quantized student on the sim backend, "
                 "vs the 600–1000 K Arrhenius extrapolation of the same student and settings",
         "command": "nohup nice -n 15 benchmarks/lowT_direct.sh (analysis: benchmarks/lowT_direct.py)",
