@@ -114,3 +114,94 @@ def test_cli_writes_extxyz_and_errors_are_one_line(tmp_path, capsys):
     assert main(["structure", "lgps", "--m", "Ge:0.5,Zr:0.5", "-o", str(tmp_path / "x.extxyz")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nvnmd: error: M must be among") and "\n" not in err
+
+
+# --- physical checks of the crystallographic numbers (nvnmd.structures.verify) -------------
+from nvnmd.structures.verify import anion_units, coordination, density, shortest_contacts, spacegroup  # noqa: E402
+
+LGPS_MEMBERS = ("Ge", "Si", "Sn")
+M_S_BOND = {"Ge": 2.20, "Si": 2.12, "Sn": 2.39}  # the 4d tetrahedra, idealised (lgps.py)
+
+
+@pytest.mark.parametrize("m", LGPS_MEMBERS)
+def test_lgps_bonds_units_and_contacts_are_chemical(m):
+    atoms = build("lgps", m=m)
+    assert len(atoms) == 50 and spacegroup(lgps.parent(m), labels=lgps.parent(m).arrays["site"]) == 137
+    assert anion_units(atoms) == {"PS4": 4, f"{m}S4": 2}  # 2b PS4 x2, 4d half PS4 half MS4
+    ps = coordination(atoms, "P", "S", 2.4)
+    assert ps["cn"] == {4: 4} and 1.98 <= ps["bond_min"] and ps["bond_max"] == pytest.approx(2.04, abs=1e-6)
+    ms = coordination(atoms, m, "S", 2.7)
+    assert ms["cn"] == {4: 2} and ms["bond_min"] == pytest.approx(M_S_BOND[m], abs=1e-6) == ms["bond_max"]
+    contacts = shortest_contacts(atoms)
+    assert contacts["Li-S"] >= 2.3 and contacts["Li-Li"] >= 2.3 and contacts["S-S"] >= 3.1
+    assert contacts[f"{m}-S" if f"{m}-S" in contacts else f"S-{m}"] == pytest.approx(M_S_BOND[m], abs=1e-6)
+    li = coordination(atoms, "Li", "S", 3.0)
+    assert min(li["cn"]) >= 3 and li["bond_min"] >= 2.3
+
+
+@pytest.mark.parametrize("halide", ["Cl", "Br", "I"])
+def test_argyrodite_bonds_units_and_contacts_are_chemical(halide):
+    atoms = build("argyrodite", halide=halide)
+    assert len(atoms) == 52
+    assert anion_units(atoms) == {"PS4": 4, "S": 4}  # 4 PS4 tetrahedra and the 4 free S2- (4d)
+    ps = coordination(atoms, "P", "S", 2.4)
+    assert ps["cn"] == {4: 4} and 2.02 <= ps["bond_min"] <= ps["bond_max"] <= 2.07  # PS4 keeps its size across X
+    li = coordination(atoms, "Li", ["S", halide], 3.0)
+    assert li["cn"] == {4: 24} and li["bond_min"] >= 2.4  # each 48h Li: 2 S(16e), S(4d), X(4a)
+    assert shortest_contacts(atoms)["Li-Li"] >= 2.2
+
+
+def test_densities_follow_the_lattices():
+    """ρ from the cell: the verified 17 K Li10.35Si1.35P1.65S12 refinement (IUCr kc5021: a 8.64390,
+    c 12.50773 Å, Z = 2, Mr 545.64, Dx 1.939 Mg/m³) checks the arithmetic; the end members then
+    come out in the published order Si < Ge < Sn and Cl < Br < I."""
+    from ase import Atoms
+
+    cell = Atoms("Li", cell=[8.64390, 8.64390, 12.50773], pbc=True)
+    cell.set_masses([2 * 545.64])
+    assert density(cell) == pytest.approx(1.939, abs=0.001)
+    rho = {m: density(build("lgps", m=m)) for m in LGPS_MEMBERS}
+    assert rho["Si"] < rho["Ge"] < rho["Sn"] and rho["Ge"] == pytest.approx(2.036, abs=0.002)
+    assert rho["Si"] == pytest.approx(1.939, rel=0.01)  # the Si member vs the Si-rich refinement
+    rho = [density(build("argyrodite", halide=x)) for x in ("Cl", "Br", "I")]
+    assert rho == sorted(rho) and rho[0] == pytest.approx(1.865, abs=0.002)
+
+
+def _box_of_units(units):
+    """Isolated PS4 / P2S7 units (ideal tetrahedra, P–S 2.04 Å, bridging 2.12 Å, P–S–P 110°)
+    and Li far apart in a 30 Å box: a topology fixture for the unit checks, not a crystal."""
+    from ase import Atoms
+
+    tet = np.array([(1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)]) / np.sqrt(3.0)
+    symbols, pos = [], []
+    for k, name in enumerate(units):
+        origin = np.array([5.0 + 8.0 * (k % 3), 5.0 + 8.0 * (k // 3), 10.0])
+        if name == "PS4":
+            symbols += ["P"] + ["S"] * 4
+            pos += [origin] + list(origin + 2.04 * tet)
+        elif name == "P2S7":  # two tetrahedra mirrored through the bridging S in the plane x = 0
+            half = np.array([np.sin(np.radians(55.0)), 0.0, -np.cos(np.radians(55.0))]) * 2.12
+            p1, p2 = origin + half * [-1, 0, 1], origin + half
+            symbols += ["S", "P", "P"] + ["S"] * 6
+            pos += [origin, p1, p2]
+            for p in (p1, p2):
+                away = (p - origin) / np.linalg.norm(p - origin)
+                for v in ((0, 1, 0), (0, -1, 0), (0, 0, 1)):
+                    d = away + 0.9 * np.array(v, dtype=float)
+                    pos.append(p + 2.04 * d / np.linalg.norm(d))
+        elif name == "Li":
+            symbols += ["Li"]
+            pos += [origin]
+    return Atoms(symbols, positions=pos, cell=[30, 30, 30], pbc=True)
+
+
+def test_li7p3s11_unit_check_needs_one_p2s7_and_one_ps4_per_formula_unit():
+    from nvnmd.structures.li7p3s11 import check_units
+
+    good = _box_of_units(["P2S7", "PS4"])
+    assert anion_units(good) == {"P2S7": 1, "PS4": 1}
+    check_units(good, z=1)
+    with pytest.raises(StructureError, match=r"P2S7 ditetrahedra and PS4 tetrahedra.*'PS4': 2"):
+        check_units(_box_of_units(["PS4", "PS4"]), z=1)
+    with pytest.raises(StructureError, match=r"should hold \{'P2S7': 2, 'PS4': 2\}"):
+        check_units(good, z=2)
