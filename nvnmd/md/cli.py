@@ -409,6 +409,10 @@ def cmd_conductivity(args) -> int:
         raise NvnmdError("--workers sizes the local cluster; with --scheduler the scheduler's workers run the sweep")
     if args.workers is not None and args.workers < 1:
         raise NvnmdError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.scheduler and not args.analyse_only:
+        from nvnmd.md.sweep import check_address
+
+        check_address(args.scheduler)
     config = _config(args, 0.0)
     comps = _compositions(args)
     if args.compare_T is not None and compare_temperature(comps, args.compare_T) is None:

@@ -43,7 +43,7 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _check_address(address: str) -> None:
+def check_address(address: str) -> None:
     """A one-line NvnmdError unless `address` is tcp://HOST:PORT (or tls://) and something
     accepts connections there; dask's own client would retry for its whole timeout first."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
@@ -67,7 +67,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, log=print)
     from distributed import Client, LocalCluster
 
     if scheduler:
-        _check_address(scheduler)
+        check_address(scheduler)
         address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
         try:
             client = Client(address, timeout=CONNECT_TIMEOUT_S)
