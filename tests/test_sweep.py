@@ -238,3 +238,27 @@ def test_a_run_directory_is_written_by_one_process_at_a_time(tmp_path):
         os.close(fd)
     with _locked(tmp_path):  # free again once its holder closed it (or died)
         pass
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_the_run(reference, files, capsys):
+    out, _, _ = reference
+    before = (out / "s1" / "T900K" / "traj.extxyz").read_bytes()
+    code, _, err = nvnmd(capsys, sweep_args(files, out, "--quiet", "--dt", "1"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "ge_s0/T900K holds a run with other settings: --dt is 1 fs here but 2 fs in the checkpoint" in err
+    assert (out / "s1" / "T900K" / "traj.extxyz").read_bytes() == before
+
+
+def test_analyse_only_rereads_every_run_of_the_sweep(reference, files, tmp_path, capsys):
+    import shutil
+
+    ref, _, _ = reference
+    out = tmp_path / "copy"
+    shutil.copytree(ref, out)
+    (out / "conductivity.csv").unlink()
+    code, stdout, err = nvnmd(capsys, sweep_args(files, out, "--quiet", "--analyse-only", "--dt", "3"))
+    assert code == 0, err
+    assert "dask" not in stdout  # nothing to run
+    for name in ("conductivity.csv", "compositions.csv"):
+        assert (out / name).read_bytes() == (ref / name).read_bytes()
+    assert json.loads((out / "conductivity.json").read_text())["md"]["dt_fs"] == 2.0  # the runs', not the option's

@@ -174,7 +174,7 @@ def _plots(outdir, compositions, runs, results, comps, ion, T_cmp) -> None:
             res = by[(c.label, T_cmp)]
             a1.plot(res["lag_ps"], res["msd_A2"], color=colors[c.label], label=c.label)
             a2.plot(res["time_ps"], res["epot_eV_atom"], color=colors[c.label], label=c.label)
-        a1.set_xlabel("t (ps)")
+        a1.set_xlabel("lag time (ps)")
         a1.set_ylabel(f"MSD {ion} (Å²)")
         a1.set_title(f"{T_cmp:g} K")
         a2.set_xlabel("t (ps)")

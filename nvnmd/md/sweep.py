@@ -223,6 +223,8 @@ def run_sweep(client, runs, spec: dict, identity: dict, ion: str = "Li", progres
                     if keys[i] in bars:
                         bars[keys[i]].n = r.config.steps
                         bars[keys[i]].refresh()
+                elif f.status == "cancelled":  # the scheduler dropped it (restarted, or lost)
+                    failures.append(f"{r.label} T = {r.T:g} K: cancelled by the scheduler")
                 else:
                     exc = f.exception()
                     if not isinstance(exc, NvnmdError) and type(exc).__name__ != "KilledWorker":

@@ -168,10 +168,10 @@ def analyse_run(run_dir: Path, T: float, ion: str = "Li") -> dict:
 
 def report_run(run: Run, result: dict, ion: str, log=print) -> None:
     row = result["row"]
-    log(f"{run.label + ' ' if run.rel != f'T{int(round(run.T))}K' else ''}T = {run.T:g} K: D({ion}) = "
-        f"{row['D_cm2_s']:.3e} ± {row['D_err_cm2_s']:.1e} cm²/s, σ = {row['sigma_mS_cm']:.3g} mS/cm")
+    where = f"{run.label} T = {run.T:g} K" if run.rel != f"T{int(round(run.T))}K" else f"T = {run.T:g} K"
+    log(f"{where}: D({ion}) = {row['D_cm2_s']:.3e} ± {row['D_err_cm2_s']:.1e} cm²/s, σ = {row['sigma_mS_cm']:.3g} mS/cm")
     if row["warning"]:
-        log(f"{run.label} T = {run.T:g} K: warning: {row['warning']}")
+        log(f"{where}: warning: {row['warning']}")
 
 
 def conductivity_workflow(atoms, backend, temperatures, config: MDConfig, outdir, ion: str = "Li",
