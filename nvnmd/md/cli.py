@@ -448,7 +448,7 @@ def cmd_conductivity(args) -> int:
         log(f"{r.rel}: {state} ({r.config.steps} steps)")
     from nvnmd.md.sweep import connect, run_sweep
 
-    with connect(args.scheduler, args.workers, log=log) as client:
+    with connect(args.scheduler, args.workers, tasks=len(runs), log=log) as client:
         results = run_sweep(client, runs, spec, identity, progress=not args.quiet, log=log)
     for r, res in zip(runs, results):
         report_run(r, res, "Li", log)

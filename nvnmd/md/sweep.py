@@ -29,6 +29,7 @@ import socket
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,8 +61,9 @@ def check_address(address: str) -> None:
 
 
 @contextmanager
-def connect(scheduler: str | None = None, workers: int | None = None, log=print):
-    """A dask Client for the sweep (closed, with its LocalCluster, on leaving)."""
+def connect(scheduler: str | None = None, workers: int | None = None, tasks: int | None = None, log=print):
+    """A dask Client for the sweep (closed, with its LocalCluster, on leaving); a local
+    cluster gets no more workers than the sweep has `tasks`."""
     import logging
 
     from distributed import Client, LocalCluster
@@ -83,6 +85,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, log=print)
     n = workers or default_workers()
     if n < 1:
         raise NvnmdError(f"--workers must be ≥ 1, got {n}")
+    n = min(n, tasks or n)
     # dashboard off; the scheduler's HTTP endpoint (health, metrics) on a free loopback port
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOOPBACK,
                            dashboard_address=None, scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
@@ -105,10 +108,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, log=print)
 _BACKENDS: dict = {}  # per worker process: backend spec -> backend, built once
 
 
-def _backend(spec: dict):
+def _backend(spec: dict, image_sha256: str | None):
     from nvnmd.backends import make_backend
 
-    key = tuple(sorted((k, str(v)) for k, v in spec.items()))
+    # the image's digest is part of the key: a long-lived worker builds anew for a changed file
+    key = (tuple(sorted((k, str(v)) for k, v in spec.items())), image_sha256)
     if spec["name"] == "board" or key not in _BACKENDS:  # a board link is per run
         backend = make_backend(spec["name"], image=spec.get("image"), model=spec.get("model"), url=spec.get("url"),
                                threads=spec.get("threads", 1), teacher=spec.get("teacher"))[0]
@@ -162,7 +166,7 @@ def run_task(run, spec: dict, identity: dict, topic: str, key: str, ion: str = "
         if lock is not None:
             lock.acquire()
         try:
-            backend = _backend(spec)
+            backend = _backend(spec, identity.get("image_sha256"))
             have = run_identity(run.atoms, backend)
             differs = [k for k in ("backend", "image_sha256", "model_sha256", "guard")
                        if identity.get(k) is not None and have.get(k) != identity.get(k)]
@@ -203,7 +207,9 @@ def run_sweep(client, runs, spec: dict, identity: dict, ion: str = "Li", progres
             bars[k] = tqdm(total=r.config.steps, initial=max(steps_done(r.run_dir), 0), unit="step", position=i,
                            desc=f"{r.label} {r.T:g} K".ljust(width), dynamic_ncols=True, mininterval=0.5, leave=True)
     say = (lambda text: bars[keys[0]].write(text)) if bars else log
-    futures = [client.submit(run_task, r, spec, identity, topic, k, ion, key=k, pure=False) for r, k in zip(runs, keys)]
+    # absolute run directories: a remote worker's working directory is not the client's
+    futures = [client.submit(run_task, replace(r, run_dir=Path(r.run_dir).resolve()), spec, identity, topic, k, ion,
+                             key=k, pure=False) for r, k in zip(runs, keys)]
     index = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(runs)
     failures = []

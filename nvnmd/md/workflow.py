@@ -69,6 +69,11 @@ class Run:
     config: MDConfig
     atoms: object = field(repr=False, default=None)
 
+    @property
+    def where(self) -> str:
+        """How messages name the run: by T alone when the sweep has one structure."""
+        return f"T = {self.T:g} K" if "/" not in self.rel else f"{self.label} T = {self.T:g} K"
+
 
 def check_label(label: str) -> str:
     if not LABEL.fullmatch(label) or re.fullmatch(r"T\d+K", label):
@@ -131,7 +136,7 @@ def advance_run(run: Run, backend, progress: bool = False, log=print, on_step=No
     new run. Returns {"state": "complete" | "resumed" | "new", "from_step", and run_md's summary}."""
     cfg = run.config
     done = steps_done(run.run_dir)
-    where = f"{run.label} T = {run.T:g} K"
+    where = run.where
     if done >= cfg.steps:
         return {"state": "complete", "from_step": done}
     resume = done >= 0
@@ -168,7 +173,7 @@ def analyse_run(run_dir: Path, T: float, ion: str = "Li") -> dict:
 
 def report_run(run: Run, result: dict, ion: str, log=print) -> None:
     row = result["row"]
-    where = f"{run.label} T = {run.T:g} K" if run.rel != f"T{int(round(run.T))}K" else f"T = {run.T:g} K"
+    where = run.where
     log(f"{where}: D({ion}) = {row['D_cm2_s']:.3e} ± {row['D_err_cm2_s']:.1e} cm²/s, σ = {row['sigma_mS_cm']:.3g} mS/cm")
     if row["warning"]:
         log(f"{where}: warning: {row['warning']}")
