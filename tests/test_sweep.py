@@ -262,3 +262,27 @@ def test_analyse_only_rereads_every_run_of_the_sweep(reference, files, tmp_path,
     for name in ("conductivity.csv", "compositions.csv"):
         assert (out / name).read_bytes() == (ref / name).read_bytes()
     assert json.loads((out / "conductivity.json").read_text())["md"]["dt_fs"] == 2.0  # the runs', not the option's
+
+
+def test_a_scheduler_address_where_something_else_listens_is_refused(files, tmp_path, capsys):
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def hang_up():  # not dask: accepts and closes every connection
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        code, _, err = nvnmd(capsys, sweep_args(files, tmp_path / "o", "--quiet", "--scheduler", f"tcp://127.0.0.1:{port}"))
+    finally:
+        server.close()
+    assert code == 2 and err.count("\n") == 1 and "not a dask scheduler" in err, err
+    assert not run_dirs(tmp_path / "o")

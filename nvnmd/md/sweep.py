@@ -58,6 +58,32 @@ def check_address(address: str) -> None:
         socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise NvnmdError(f"--scheduler {address}: cannot connect ({exc.strerror or type(exc).__name__})") from None
+    if parts.scheme == "tcp":  # ask who answers: something else would keep dask's client waiting
+        who = _identity(f"tcp://{parts.hostname}:{port}")
+        if who != "Scheduler":
+            raise NvnmdError(f"--scheduler {address}: not a dask scheduler ({who})")
+
+
+def _identity(address: str) -> str:
+    """The `type` a dask server at `address` reports ('Scheduler', 'Worker', ...), or why none did."""
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def ask():
+        r = rpc(address)
+        try:
+            return await r.identity()
+        finally:
+            await r.close_rpc()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(ask(), CONNECT_TIMEOUT_S / 2))
+    except (asyncio.TimeoutError, TimeoutError):
+        return f"no dask handshake within {CONNECT_TIMEOUT_S / 2:g} s"
+    except Exception as exc:  # a closed stream, garbage instead of msgpack: not dask
+        return f"no dask reply: {type(exc).__name__}"
+    return str(reply.get("type", "?")) if isinstance(reply, dict) else "no dask reply"
 
 
 @contextmanager
@@ -71,8 +97,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, tasks: int
     if scheduler:
         check_address(scheduler)
         address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S)
+        import dask
+
+        try:  # dask retries a failed handshake for its connect timeout (30 s by default): ours is shorter
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S:g}s"}):
+                client = Client(address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             raise NvnmdError(f"--scheduler {scheduler}: no dask scheduler answered ({exc})".splitlines()[0]) from None
         try:
@@ -87,9 +116,12 @@ def connect(scheduler: str | None = None, workers: int | None = None, tasks: int
         raise NvnmdError(f"--workers must be ≥ 1, got {n}")
     n = min(n, tasks or n)
     # dashboard off; the scheduler's HTTP endpoint (health, metrics) on a free loopback port
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOOPBACK,
-                           dashboard_address=None, scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
-                           silence_logs=logging.ERROR)
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOOPBACK,
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
+                               silence_logs=logging.ERROR)
+    except (OSError, RuntimeError, TimeoutError) as exc:  # no free port, no processes, a worker that died at start
+        raise NvnmdError(f"cannot start a local dask cluster of {n} worker(s): {str(exc).splitlines()[0]}") from None
     try:
         client = Client(cluster)
         try:
