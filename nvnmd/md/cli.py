@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
 
 from nvnmd.errors import LinkError, NvnmdError
@@ -29,15 +30,20 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="sim backend: kernel threads (same trajectory for any count)")
 
 
-RUN_FILES = ("checkpoint.npz", "traj.extxyz", "thermo.csv")
+DEFAULT_TEMPERATURES = "700,900,1100"
 SHIPPED_SUPERCELL = "2,2,1"  # the shipped 50-atom cell x 4: 200 atoms, every cell height > rcut + skin
 
 
-def _md_args(p: argparse.ArgumentParser, steps: int) -> None:
+def _md_args(p: argparse.ArgumentParser, steps: int, many_structures: bool = False) -> None:
     from nvnmd.md.engine import MDConfig
 
     d = MDConfig()
-    p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
+    if many_structures:
+        p.add_argument("--structure", action="append", metavar="[LABEL=]FILE",
+                       help="a structure of the sweep (anything ASE reads, e.g. from `nvnmd structure`), labelled "
+                            "LABEL or its file stem; repeat for several; default: shipped relaxed LGPS")
+    else:
+        p.add_argument("--structure", help="starting structure (anything ASE reads); default: shipped relaxed LGPS")
     p.add_argument("--supercell", help=f"repeat the structure a,b,c times (default {SHIPPED_SUPERCELL} for the "
                                        "shipped structure, 1,1,1 for --structure)")
     p.add_argument("--ensemble", default=d.ensemble, choices=["nve", "langevin", "csvr", "nose-hoover"],
@@ -69,10 +75,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "than one frame's compute time when frames are slow (the RTL in simulation, big cells)")
     p.set_defaults(func=cmd_md)
 
-    c = sub.add_parser("conductivity", help="NVT MD at several temperatures -> D(Li), σ, Arrhenius Ea and σ(300 K)")
+    c = sub.add_parser("conductivity", help="NVT MD over temperatures and structures on dask -> D(Li), σ, "
+                                            "Arrhenius Ea and σ(300 K) per composition",
+                       description="One run per (structure, temperature), each a dask task: on a local cluster of "
+                                   "worker processes (127.0.0.1, no dashboard) or on --scheduler. Rerun the same "
+                                   "command after an interruption: finished runs are kept, the others continue "
+                                   "from their checkpoints.")
     _backend_args(c)
-    _md_args(c, steps=20000)
-    c.add_argument("-T", "--temperatures", default="700,900,1100", help="comma-separated temperatures in K")
+    _md_args(c, steps=20000, many_structures=True)
+    c.add_argument("-T", "--temperatures", default=None,
+                   help=f"comma-separated temperatures in K (default {DEFAULT_TEMPERATURES}; a --grid may give its own)")
+    c.add_argument("--grid", help="a TOML or JSON file listing structures (label, file, supercell, temperatures) "
+                                  "and temperatures; see the README")
+    c.add_argument("--compare-T", type=float, help="temperature of msd_energy.png (MSD and potential energy of every "
+                                                   "structure; default: the highest all of them ran at)")
+    c.add_argument("--workers", type=int, help="local cluster: worker processes (default min(2, cores))")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="an existing dask scheduler (tcp://host:port) instead of a "
+                                                          "local cluster; its workers must see -o and the image")
     c.add_argument("--analyse-only", action="store_true", help="only analyse existing trajectories in --output")
     c.set_defaults(func=cmd_conductivity, output="runs/conductivity")
 
@@ -95,22 +114,30 @@ def _supercell(args) -> tuple[int, int, int]:
 
 
 def _structure(args):
-    from ase.io import read
-
-    from nvnmd.md.engine import check_memory, check_structure
     from nvnmd.md.workflow import lgps_supercell
 
     reps = _supercell(args)
-    if args.structure:
-        try:
-            atoms = read(args.structure)
-        except Exception as exc:  # ASE raises many types for unreadable files
-            raise NvnmdError(f"cannot read structure {args.structure}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    else:
-        atoms = lgps_supercell((1, 1, 1))
+    atoms = _read_structure(args.structure) if args.structure else lgps_supercell((1, 1, 1))
+    return _repeat_checked(atoms, reps, getattr(args, "backend", "auto"))
+
+
+def _read_structure(path):
+    from ase.io import read
+
+    if not Path(path).is_file():
+        raise NvnmdError(f"cannot read structure {path}: no such file")
+    try:
+        return read(path)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise NvnmdError(f"cannot read structure {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def _repeat_checked(atoms, reps, backend: str, what: str | None = None):
+    from nvnmd.md.engine import check_memory, check_structure
+
     check_structure(atoms)
-    check_memory(len(atoms) * reps[0] * reps[1] * reps[2], backend=getattr(args, "backend", "auto"),
-                 what=f"--supercell {','.join(map(str, reps))}")
+    check_memory(len(atoms) * reps[0] * reps[1] * reps[2], backend=backend,
+                 what=what or f"--supercell {','.join(map(str, reps))}")
     return atoms.repeat(reps)
 
 
@@ -143,7 +170,9 @@ def ensure_image(model, image, outdir: Path, log=print):
     return path
 
 
-def _make(args, outdir: Path):
+def _make(args, outdir: Path, with_spec: bool = False):
+    """The backend of the command; with `with_spec` also what a dask worker needs to build
+    the same one (the resolved backend name, absolute paths)."""
     from nvnmd.backends import make_backend
     from nvnmd.student import default_student_path
 
@@ -158,7 +187,12 @@ def _make(args, outdir: Path):
         backend.guard = None
         why += "; short-range guard off"
     print(f"backend: {why}")
-    return backend
+    if not with_spec:
+        return backend
+    spec = {"name": backend.name, "image": str(Path(image).resolve()) if image else None,
+            "model": str(Path(model).resolve()), "url": args.url, "threads": getattr(args, "threads", 1),
+            "teacher": getattr(args, "teacher", None), "no_guard": bool(getattr(args, "no_guard", False))}
+    return backend, spec, why
 
 
 def _config(args, temperature: float):
@@ -179,6 +213,8 @@ def _config(args, temperature: float):
 
 
 def _run_files(run_dir: Path) -> list[str]:
+    from nvnmd.md.workflow import RUN_FILES
+
     return [name for name in RUN_FILES if (run_dir / name).exists()]
 
 
@@ -270,34 +306,200 @@ def _temps(text: str) -> list[float]:
     return temps
 
 
+def _structure_option(text: str) -> tuple[str | None, str]:
+    """--structure [LABEL=]FILE -> (LABEL or None, FILE); a FILE whose name holds '=' is read
+    as a file when it exists."""
+    if "=" in text and not Path(text).exists():
+        label, path = text.split("=", 1)
+        if label and "/" not in label:
+            return label, path
+    return None, text
+
+
+def _label_of(label: str | None, path: str, opt: str) -> str:
+    from nvnmd.md.workflow import check_label
+
+    if label is None:
+        label = Path(path).stem
+        try:
+            return check_label(label)
+        except NvnmdError:
+            raise NvnmdError(f"{opt} {path}: its file stem '{label}' is not a usable label; give one as "
+                             f"LABEL=FILE (letters, digits and ._+-)") from None
+    return check_label(label)
+
+
+GRID_KEYS = {"temperatures", "supercell", "structures"}
+GRID_ENTRY_KEYS = {"label", "file", "supercell", "temperatures"}
+
+
+def _grid_temperatures(value, where: str) -> list[float]:
+    if isinstance(value, str):
+        return _temps(value)
+    if not isinstance(value, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in value):
+        raise NvnmdError(f"{where}: temperatures must be a list of numbers like [700, 900]")
+    return _temps(",".join(repr(float(t)) for t in value))
+
+
+def _read_grid(path: str) -> list[dict]:
+    """--grid FILE (.toml or .json): [{label, file, supercell, temperatures}], paths relative
+    to the grid file, every key checked (a typo is an error, not a silent default)."""
+    import json
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise NvnmdError(f"--grid {p}: no such file")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(p.read_text())
+        elif p.suffix.lower() == ".toml":
+            data = tomllib.loads(p.read_text())
+        else:
+            raise NvnmdError(f"--grid {p}: give a .toml or .json file")
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        raise NvnmdError(f"--grid {p}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("structures"), list) or not data["structures"]:
+        raise NvnmdError(f"--grid {p}: needs a list 'structures' of tables with 'file' (and label, supercell, "
+                         f"temperatures)")
+    unknown = sorted(set(data) - GRID_KEYS)
+    if unknown:
+        raise NvnmdError(f"--grid {p}: unknown key {unknown[0]} (known: {', '.join(sorted(GRID_KEYS))})")
+    temps = _grid_temperatures(data["temperatures"], f"--grid {p}") if "temperatures" in data else None
+    entries = []
+    for i, e in enumerate(data["structures"]):
+        where = f"--grid {p}: structure {i + 1}"
+        if not isinstance(e, dict) or not isinstance(e.get("file"), str):
+            raise NvnmdError(f"{where} needs a 'file'")
+        unknown = sorted(set(e) - GRID_ENTRY_KEYS)
+        if unknown:
+            raise NvnmdError(f"{where}: unknown key {unknown[0]} (known: {', '.join(sorted(GRID_ENTRY_KEYS))})")
+        file = e["file"] if Path(e["file"]).is_absolute() else str(p.parent / e["file"])
+        entries.append({"label": e.get("label"), "file": file, "supercell": e.get("supercell", data.get("supercell")),
+                        "temperatures": _grid_temperatures(e["temperatures"], where) if "temperatures" in e else temps,
+                        "opt": "--grid"})
+    return entries
+
+
+def _compositions(args) -> list:
+    """The structures of the sweep with their labels, supercells and temperatures, read and
+    checked (finite, memory) before anything else happens."""
+    from nvnmd.md.workflow import Composition, lgps_supercell
+
+    temps = _temps(args.temperatures or DEFAULT_TEMPERATURES)
+    entries = _read_grid(args.grid) if args.grid else []
+    for text in args.structure or []:
+        label, path = _structure_option(text)
+        entries.append({"label": label, "file": path, "supercell": None, "temperatures": None, "opt": "--structure"})
+    comps = []
+    if not entries:
+        reps = _supercell(args)
+        atoms = _repeat_checked(lgps_supercell((1, 1, 1)), reps, args.backend)
+        return [Composition("lgps", atoms, temps, f"shipped lgps_relaxed.extxyz x {','.join(map(str, reps))}")]
+    for e in entries:
+        label = _label_of(e["label"], e["file"], e["opt"])
+        text = e["supercell"] if e["supercell"] is not None else (args.supercell or "1,1,1")
+        try:
+            reps = tuple(int(x) for x in str(text).split(","))
+        except ValueError:
+            reps = ()
+        if len(reps) != 3 or min(reps) < 1:
+            raise NvnmdError(f"structure {label}: supercell must be three positive integers like 2,2,1, got {text}")
+        atoms = _repeat_checked(_read_structure(e["file"]), reps, args.backend,
+                                what=f"structure {label} repeated {','.join(map(str, reps))}")
+        source = f"{e['file']}" + (f" x {','.join(map(str, reps))}" if reps != (1, 1, 1) else "")
+        comps.append(Composition(label, atoms, e["temperatures"] or temps, source))
+    return comps
+
+
+def _check_elements(compositions, type_map, what: str) -> None:
+    for c in compositions:
+        missing = sorted(set(c.atoms.get_chemical_symbols()) - set(type_map), key=c.atoms.get_chemical_symbols().index)
+        if missing:
+            raise NvnmdError(f"structure {c.label} ({c.formula}) has {', '.join(missing)}, which {what} lacks "
+                             f"(its type map: {' '.join(type_map)}); no run was started")
+
+
 def cmd_conductivity(args) -> int:
-    from nvnmd.md.workflow import check_runs, conductivity_workflow
+    from nvnmd.md.engine import run_identity
+    from nvnmd.md.results import compare_temperature, write_results
+    from nvnmd.md.workflow import (analyse_run, check_runs, clear_run, plan_runs, report_run, steps_done,
+                                   stored_config)
     from nvnmd.outputs import check_output_dir
 
     if args.analyse_only and args.overwrite:
         raise NvnmdError("--analyse-only reads the runs in --output, --overwrite replaces them: give one")
-    temps = _temps(args.temperatures)
+    if args.scheduler and args.workers is not None:
+        raise NvnmdError("--workers sizes the local cluster; with --scheduler the scheduler's workers run the sweep")
+    if args.workers is not None and args.workers < 1:
+        raise NvnmdError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.scheduler and not args.analyse_only:
+        from nvnmd.md.sweep import check_address
+
+        check_address(args.scheduler)
     config = _config(args, 0.0)
-    atoms = _structure(args)
+    comps = _compositions(args)
+    if args.compare_T is not None and compare_temperature(comps, args.compare_T) is None:
+        raise NvnmdError(f"--compare-T {args.compare_T:g}: not a temperature every structure runs at")
     out = check_output_dir(args.output)
-    check_runs(out, temps, config, atoms, analyse_only=args.analyse_only, overwrite=args.overwrite)
-    backend = None if args.analyse_only else _make(args, out)
-    summary = conductivity_workflow(atoms, backend, temps, config, out, analyse_only=args.analyse_only,
-                                    progress=not args.quiet, overwrite=args.overwrite)
+    runs = plan_runs(comps, config, out)
+    log = print
+    if args.analyse_only:
+        config = stored_config(out, runs, config)
+        runs = plan_runs(comps, config, out)
+        check_runs(runs, analyse_only=True)
+        results = [analyse_run(r.run_dir, r.T) for r in runs]
+        for r, res in zip(runs, results):
+            report_run(r, res, "Li", log)
+        summary = write_results(out, comps, runs, results, config, compare_T=args.compare_T, log=log)
+        _print_summary(summary, out)
+        return 0
+    check_runs(runs, overwrite=args.overwrite)
+    backend, spec, why = _make(args, out, with_spec=True)
+    try:
+        what = f"the image {spec['image']}" if spec["image"] else f"the {spec['name']} model"
+        _check_elements(comps, backend.type_map, what)
+        check_runs(runs, backend, overwrite=args.overwrite)
+        identity = run_identity(comps[0].atoms, backend)
+    finally:
+        if hasattr(backend, "close"):  # the workers build their own; a board link is not held meanwhile
+            backend.close()
+    for r in runs:
+        if args.overwrite:
+            clear_run(r.run_dir)
+        done = steps_done(r.run_dir)
+        state = "complete, kept" if done >= r.config.steps else (f"resumes at step {done}" if done >= 0 else "new")
+        log(f"{r.rel}: {state} ({r.config.steps} steps)")
+    from nvnmd.md.sweep import connect, run_sweep
+
+    with connect(args.scheduler, args.workers, tasks=len(runs), log=log) as client:
+        results = run_sweep(client, runs, spec, identity, progress=not args.quiet, log=log)
+    for r, res in zip(runs, results):
+        report_run(r, res, "Li", log)
+    summary = write_results(out, comps, runs, results, config, backend_note=why, compare_T=args.compare_T, log=log)
     _print_summary(summary, out)
     return 0
 
 
 def _print_summary(summary: dict, out: Path) -> None:
-    fit = summary["arrhenius"]
-    if len(summary["runs"]) < 2:
+    comps = summary["compositions"]
+    if len(comps) == 1 and len(summary["runs"]) < 2:
         r = summary["runs"][0]
         print(f"T = {r['T_K']:g} K: D = {r['D_cm2_s']:.3e} cm²/s, σ = {r['sigma_mS_cm']:.3g} mS/cm; "
               f"Ea and σ(300 K) need runs at two temperatures or more (-T 700,900,1100)")
-    else:
-        print(f"Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
-              f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)")
-    print(f"wrote {out}/conductivity.json, conductivity.csv, msd.png, arrhenius.png")
+    for c in comps:
+        fit = c["arrhenius"]
+        name = f"{c['label']} ({c['formula']}): " if len(comps) > 1 else ""
+        if math.isfinite(fit["Ea_eV"]):
+            print(f"{name}Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
+                  f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm" + ("" if len(comps) > 1 else
+                                                                   " (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)"))
+        elif len(comps) > 1 or len(summary["runs"]) > 1:
+            print(f"{name}no Arrhenius fit: {fit.get('note', '')}")
+    names = ["conductivity.json", "conductivity.csv", "compositions.csv", "msd.png", "arrhenius.png"]
+    names += ["composition.png"] if len(comps) > 1 else []
+    names += ["msd_energy.png"] if (out / "msd_energy.png").exists() else []
+    print(f"wrote {out}/{', '.join(names)}")
 
 
 def cmd_demo(args) -> int:

@@ -284,7 +284,10 @@ def _step_error(step: int, dt_fs: float, before: np.ndarray, sys: MDState, exc: 
                f"structure, or the structure is unphysical")
 
 
-def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progress: bool = True, log=print) -> dict:
+def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progress: bool = True, log=print,
+           on_step=None) -> dict:
+    """Run (or with `resume`, continue) MD in `outdir`; `on_step(step, total)` if given is
+    called once at the start and after every step (a sweep's task reports progress with it)."""
     outdir = Path(outdir)
     check_structure(atoms)
     if min(config.traj_every, config.thermo_every, config.checkpoint_every) < 1:
@@ -341,6 +344,8 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
         from tqdm import tqdm
 
         bar = tqdm(total=config.steps, initial=start_step, unit="step", dynamic_ncols=True, mininterval=1.0)
+    if on_step is not None:
+        on_step(sys.step, config.steps)
     try:
         while sys.step < config.steps:
             before = sys.positions
@@ -356,6 +361,8 @@ def run_md(atoms, backend, config: MDConfig, outdir, resume: bool = False, progr
                 _report(reporter, sys, integ, config)
             if sys.step % config.checkpoint_every == 0 or sys.step == config.steps:
                 save_checkpoint(ckpt_path, sys, integ, reporter.offsets(), config, run)
+            if on_step is not None:
+                on_step(sys.step, config.steps)
             if bar is not None:
                 bar.update(1)
                 if sys.step % 50 == 0:

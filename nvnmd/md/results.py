@@ -1,0 +1,187 @@
+"""The conductivity table and plots of a sweep, written atomically once every run is analysed.
+
+`write_results(outdir, compositions, runs, results, config)` writes, in `outdir`:
+  conductivity.json   every run (label, formula, T, D(Li) ± err, σ ± err, ...), every composition
+                      (Arrhenius Ea ± err, σ(300 K) ± err), the MD settings; with one
+                      composition also its fit as "arrhenius" (the layout of earlier releases)
+  conductivity.csv    one row per run;  compositions.csv  one row per composition
+  msd.png             Li MSD against lag, one panel per composition, one curve per temperature
+  arrhenius.png       log10(σT) against 1000/T, every composition with its fit
+  composition.png     σ(300 K) and Ea against composition (two compositions or more)
+  msd_energy.png      at one temperature: MSD(t) of every composition and its potential energy
+                      per atom against time (as Figure 6b of the seed paper, ordered against
+                      disordered Li6PS5Cl)
+Nothing in them depends on wall time or on where -o is, so a sweep interrupted and resumed
+writes the same table as one that ran through.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from nvnmd.analysis.conductivity import KB_EV, arrhenius
+from nvnmd.image import write_atomic
+
+LGPS_EXPERIMENT = {"sigma_300K_mS_cm": 12.0, "Ea_eV": [0.22, 0.25]}
+RUN_COLUMNS = ["label", "formula", "T_K", "D_cm2_s", "D_err_cm2_s", "sigma_mS_cm", "sigma_err_mS_cm", "n_ions",
+               "volume_A3", "length_ps"]
+COMPOSITION_COLUMNS = ["label", "formula", "natoms", "n_temperatures", "Ea_eV", "Ea_err_eV", "sigma_300K_mS_cm",
+                       "sigma_300K_err_mS_cm"]
+
+
+def thermostat(config) -> dict:
+    if config.ensemble == "langevin":
+        return {"friction_per_fs": config.friction_per_fs}
+    if config.ensemble in ("nose-hoover", "csvr"):
+        return {"tau_fs": config.tau_fs}
+    return {}
+
+
+def _csv(rows, columns) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def compare_temperature(compositions, wanted: float | None = None) -> float | None:
+    """The temperature of msd_energy.png: `wanted`, else the highest every composition ran at."""
+    common = set.intersection(*[{float(t) for t in c.temperatures} for c in compositions])
+    if wanted is not None:
+        return float(wanted) if float(wanted) in common else None
+    return max(common) if common else None
+
+
+def write_results(outdir, compositions, runs, results, config, ion: str = "Li", backend_note: str | None = None,
+                  compare_T: float | None = None, log=print) -> dict:
+    rows = [{"label": r.label, "formula": r.atoms.get_chemical_formula(), **res["row"], "run_dir": r.rel}
+            for r, res in zip(runs, results)]
+    comps = []  # per composition: its identity and its Arrhenius fit
+    for c in compositions:
+        mine = [row for row in rows if row["label"] == c.label]
+        fit = arrhenius([row["T_K"] for row in mine], [row["sigma_mS_cm"] for row in mine],
+                        [row["sigma_err_mS_cm"] for row in mine])
+        comps.append({"label": c.label, "formula": c.formula, "natoms": len(c.atoms), "source": c.source,
+                      "temperatures": [float(t) for t in c.temperatures], "arrhenius": fit})
+    summary = {"ion": ion, "runs": rows, "compositions": comps,
+               "md": {"ensemble": config.ensemble, "dt_fs": config.dt_fs, "steps": config.steps, "seed": config.seed,
+                      "skin_A": config.skin, "traj_every": config.traj_every, **thermostat(config)},
+               "experiment_LGPS": LGPS_EXPERIMENT}
+    if len(compositions) == 1:
+        summary["natoms"] = len(compositions[0].atoms)
+        summary["arrhenius"] = comps[0]["arrhenius"]
+    if backend_note:
+        summary["backend"] = backend_note
+    write_atomic(outdir / "conductivity.json", (json.dumps(summary, indent=2) + "\n").encode())
+    write_atomic(outdir / "conductivity.csv", _csv(rows, RUN_COLUMNS))
+    flat = [{**c, "n_temperatures": len(c["temperatures"]), **c["arrhenius"]} for c in comps]
+    write_atomic(outdir / "compositions.csv", _csv(flat, COMPOSITION_COLUMNS))
+    T_cmp = compare_temperature(compositions, compare_T)
+    _plots(outdir, compositions, runs, results, comps, ion, T_cmp)
+    if T_cmp is None:
+        log("msd_energy.png not written: the compositions share no temperature" +
+            (f" {compare_T:g} K" if compare_T is not None else ""))
+    return summary
+
+
+def _save(fig, path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    write_atomic(path, buf.getvalue())
+
+
+def _plots(outdir, compositions, runs, results, comps, ion, T_cmp) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [c.label for c in compositions]
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    by = {(r.label, r.T): res for r, res in zip(runs, results)}
+
+    n = len(compositions)
+    ncol = min(n, 3)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.5 * ncol, 3.8 * nrow), squeeze=False)
+    for ax, c in zip(axes.ravel(), compositions):
+        for T in c.temperatures:
+            res = by[(c.label, float(T))]
+            ax.plot(res["lag_ps"], res["msd_A2"], label=f"{T:g} K")
+        ax.set_xlabel("lag time (ps)")
+        ax.set_ylabel(f"MSD {ion} (Å²)")
+        if n > 1:
+            ax.set_title(c.label)
+        ax.legend()
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    _save(fig, outdir / "msd.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for c, comp in zip(compositions, comps):
+        T = np.array([float(t) for t in c.temperatures])
+        s = np.array([by[(c.label, t)]["row"]["sigma_mS_cm"] for t in T])
+        e = np.array([by[(c.label, t)]["row"]["sigma_err_mS_cm"] for t in T])
+        ok = s > 0
+        yerr = (e[ok] / s[ok] / np.log(10)) if np.all(np.isfinite(e[ok])) else None
+        ax.errorbar(1000.0 / T[ok], np.log10(s[ok] * T[ok]), yerr=yerr, fmt="o", color=colors[c.label],
+                    label=c.label if n > 1 else "MD")
+        fit = comp["arrhenius"]
+        if np.isfinite(fit.get("Ea_eV", np.nan)):
+            Tf = np.linspace(280, max(T.max(), 300), 50)
+            ax.plot(1000.0 / Tf, (fit["lnA"] - fit["Ea_eV"] / (KB_EV * Tf)) / np.log(10), "-", color=colors[c.label],
+                    label=f"{c.label + ': ' if n > 1 else ''}Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV")
+    ax.plot([1000.0 / 300], [np.log10(LGPS_EXPERIMENT["sigma_300K_mS_cm"] * 300)], "s", color="k",
+            label="LGPS exp. 12 mS/cm")
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel("log10(σT / (mS K/cm))")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, outdir / "arrhenius.png")
+    plt.close(fig)
+
+    if n >= 2:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(max(8, 1.2 * n + 5), 3.8))
+        x = np.arange(n)
+        s300 = np.array([c["arrhenius"]["sigma_300K_mS_cm"] for c in comps])
+        s300e = np.array([c["arrhenius"]["sigma_300K_err_mS_cm"] for c in comps])
+        ea = np.array([c["arrhenius"]["Ea_eV"] for c in comps])
+        eae = np.array([c["arrhenius"]["Ea_err_eV"] for c in comps])
+        a1.errorbar(x, s300, yerr=np.nan_to_num(s300e), fmt="o")
+        if np.all(np.isfinite(s300)) and np.all(s300 > 0):
+            a1.set_yscale("log")
+        a1.set_ylabel("σ(300 K) (mS/cm), Arrhenius extrapolation")
+        a2.errorbar(x, ea, yerr=np.nan_to_num(eae), fmt="o")
+        a2.set_ylabel("Ea (eV)")
+        for a in (a1, a2):
+            a.set_xticks(x)
+            a.set_xticklabels(labels, rotation=30, ha="right")
+            a.set_xlabel("composition")
+        fig.tight_layout()
+        _save(fig, outdir / "composition.png")
+        plt.close(fig)
+
+    if T_cmp is not None:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for c in compositions:
+            res = by[(c.label, T_cmp)]
+            a1.plot(res["lag_ps"], res["msd_A2"], color=colors[c.label], label=c.label)
+            a2.plot(res["time_ps"], res["epot_eV_atom"], color=colors[c.label], label=c.label)
+        a1.set_xlabel("lag time (ps)")
+        a1.set_ylabel(f"MSD {ion} (Å²)")
+        a1.set_title(f"{T_cmp:g} K")
+        a2.set_xlabel("t (ps)")
+        a2.set_ylabel("potential energy (eV/atom)")
+        a2.set_title(f"{T_cmp:g} K")
+        a1.legend()
+        a2.legend()
+        fig.tight_layout()
+        _save(fig, outdir / "msd_energy.png")
+        plt.close(fig)
