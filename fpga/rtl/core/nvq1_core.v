@@ -7,6 +7,8 @@
 //   LANES adder tree (§7.1) -> gT -> per pair gR̃ gG gs gh gu f, force and virial (§7.2-7.3).
 // Memories read with a registered address and a registered output (BRAM): data arrives two
 // cycles after the FSM sets the address. Model memories come from `nvnmd quantize --emit-mem`.
+// The arithmetic of every state is a combinational stage module of nvq1_stages.v (one per step
+// of sim/nvq1/stages.py); the FSM here registers their outputs, one update per state.
 module nvq1_core #(
     parameter LANES = 8,
     parameter MAX_ATOMS = 1024,
