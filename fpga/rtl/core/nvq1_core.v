@@ -7,6 +7,8 @@
 //   LANES adder tree (§7.1) -> gT -> per pair gR̃ gG gs gh gu f, force and virial (§7.2-7.3).
 // Memories read with a registered address and a registered output (BRAM): data arrives two
 // cycles after the FSM sets the address. Model memories come from `nvnmd quantize --emit-mem`.
+// The arithmetic of every state is a combinational stage module of nvq1_stages.v (one per step
+// of sim/nvq1/stages.py); the FSM here registers their outputs, one update per state.
 module nvq1_core #(
     parameter LANES = 8,
     parameter MAX_ATOMS = 1024,
@@ -362,18 +364,169 @@ module nvq1_core #(
     end endgenerate
     nvq1_tree #(.LANES(LANES)) tree (.clk(clk), .a(tr_a), .b(wq), .root(tr_root));
 
-    // ------------------------------------------------------------------ combinational helpers
+    // ------------------------------------------------------------------ stage datapaths (nvq1_stages.v)
+    // Every state's arithmetic is a combinational stage module; the FSM below only registers
+    // their outputs (one update per state) and sequences memories.
     wire [31:0] slot = nlbase + ks;
     wire signed [26:0] xin_k = xsel ? xb1[c - 1] : xb0[c - 1];
     wire signed [51:0] mac_sel = mac_flat[52 * (c - 2) +: 52];
+    wire [1:0] cur_sc = sc_of(cur_l);
+    wire cur_idt = idt_of(cur_l);
+    wire [7:0] cur_fidt = fidt_of(cur_l);
 
-    integer n, d0, d1;
-    reg signed [63:0] tmp, tmp2, zz, mag, yv, sc, xo, gz, ghv_t, e_i, f0, f1, f2;
-    reg signed [63:0] ta, tb, tcc, td;
-    reg [31:0] seg_t, idx, pcount, cntpad;
-    reg fl0, fl1, fl2, fl3;
-    reg signed [63:0] Gv, Gqv, ggv, rr18_0, rr18_1, rr18_2;
+    // §5.1 neighbour decode (S_SLOT cycles 6, 7, 8)
+    wire signed [63:0] nb_r0, nb_r1, nb_r2, nb_uu;
+    wire nb_inr, nb_accept, nb_close;
+    wire [31:0] nb_useg;
+    wire [16:0] nb_ut;
+    nvq1_st_nbr #(.U_CUT(U_CUT), .K_LO(K_LO)) st_nbr (
+        .cj0(cj0), .cj1(cj1), .cj2(q_xyz), .ci0(ci0), .ci1(ci1), .ci2(ci2), .sh0(sh0), .sh1(sh1), .sh2(sh2),
+        .cellv({cellr[8], cellr[7], cellr[6], cellr[5], cellr[4], cellr[3], cellr[2], cellr[1], cellr[0]}),
+        .sj(sj), .r0(r0), .r1(r1), .r2(r2), .inr(inr), .uu(uu),
+        .nr0(nb_r0), .nr1(nb_r1), .nr2(nb_r2), .ninr(nb_inr), .nuu(nb_uu),
+        .accept(nb_accept), .close(nb_close), .useg(nb_useg), .ut(nb_ut));
 
+    // §4 Hermite coefficients for the four cubic units (s̃, h̃, G, tanh)
+    wire signed [31:0] hs_a, hs_b, hs_c, hs_d, hh_a, hh_b, hh_c, hh_d;
+    wire signed [31:0] hg_a, hg_b, hg_c, hg_d, ht_a, ht_b, ht_c, ht_d;
+    nvq1_hermite her_s (.y0(ys0), .y1(ys1), .m0(ym0), .m1(q_ua), .a(hs_a), .b(hs_b), .c(hs_c), .d(hs_d));
+    nvq1_hermite her_h (.y0(yh0), .y1(yh1), .m0(yhm0), .m1(q_ub), .a(hh_a), .b(hh_b), .c(hh_c), .d(hh_d));
+    nvq1_hermite her_g (.y0(gy0), .y1(q_ga), .m0(gm0), .m1(q_gb), .a(hg_a), .b(hg_b), .c(hg_c), .d(hg_d));
+    nvq1_hermite her_t (.y0(q_t0), .y1(q_t1), .m0(q_t2), .m1(q_t3), .a(ht_a), .b(ht_b), .c(ht_c), .d(ht_d));
+
+    // §5.2 radial tables, §5.3 R̃ and the G grid position (S_UT cycle 9)
+    wire signed [63:0] ra_s, ra_h;
+    wire signed [31:0] ra_qs, ra_qh;
+    wire ra_cs, ra_ch;
+    nvq1_st_radial st_radial (.ys(ys), .yh(yh), .yps(yps), .yph(yph), .uclose(uclose),
+        .s(ra_s), .h(ra_h), .qs(ra_qs), .qh(ra_qh), .clip_s(ra_cs), .clip_h(ra_ch));
+    wire signed [63:0] em_R1, em_R2, em_R3;
+    wire [1:0] em_nR;
+    wire [31:0] em_gseg, em_gbase;
+    wire [16:0] em_gtt;
+    wire em_gclamp;
+    nvq1_st_embed #(.NTYPES(NTYPES), .M1(M1), .NS1(NS1), .TYPE_ONE_SIDE(TYPE_ONE_SIDE), .S0(S0), .F_H(F_H)) st_embed (
+        .s(ra_s), .h(ra_h), .r0(r0), .r1(r1), .r2(r2), .ti(ti), .tj(tj),
+        .R1(em_R1), .R2(em_R2), .R3(em_R3), .nclip_R(em_nR),
+        .gseg(em_gseg), .gtt(em_gtt), .gclamp(em_gclamp), .gbase(em_gbase));
+
+    // §5.4 G, G' of one channel (S_G)
+    wire [31:0] g_idx = (c - 7) >> 1;
+    wire signed [17:0] gc_G, gc_Gq;
+    wire gc_cG, gc_cGq;
+    nvq1_st_gchan #(.F_GQ(F_GQ)) st_gchan (.yg(yg), .ypg(ypg), .gclamp(gclamp),
+        .G(gc_G), .Gq(gc_Gq), .clip_G(gc_cG), .clip_Gq(gc_cGq));
+
+    // §5.1 overflow, §5.5 padding (S_PAD)
+    wire [31:0] pad_idx = (c - 2) % M1;
+    wire [31:0] pad_n = (c - 2) / M1;
+    wire pad_over;
+    wire [31:0] pad_cnt;
+    nvq1_st_pad #(.NTYPES(NTYPES), .SEL(SEL)) st_pad (
+        .n_in({n_in[7], n_in[6], n_in[5], n_in[4], n_in[3], n_in[2], n_in[1], n_in[0]}), .n(pad_n),
+        .over(pad_over), .npad(pad_cnt));
+
+    // §5.5 T (S_T)
+    wire [31:0] t_idx = c % M1;
+    wire [31:0] t_n = c / M1;
+    wire signed [63:0] t_acc = (t_n == 0) ? tacc0[t_idx] : (t_n == 1) ? tacc1[t_idx] :
+                               (t_n == 2) ? tacc2[t_idx] : tacc3[t_idx];
+    wire signed [17:0] t_T;
+    wire t_clip;
+    nvq1_st_t #(.F_GT(F_GT), .F_T(F_T)) st_t (.acc(t_acc), .T(t_T), .clip(t_clip));
+
+    // §5.6 D (S_D)
+    wire [31:0] d_idx = c / M2;
+    wire [31:0] d_n = c % M2;
+    wire signed [26:0] d_D;
+    wire d_clip;
+    nvq1_st_d #(.F_T(F_T), .F_D(F_D)) st_d (
+        .a0(tt[d_idx]), .a1(tt[M1 + d_idx]), .a2(tt[2 * M1 + d_idx]), .a3(tt[3 * M1 + d_idx]),
+        .b0(tt[d_n]), .b1(tt[M1 + d_n]), .b2(tt[2 * M1 + d_n]), .b3(tt[3 * M1 + d_n]), .D(d_D), .clip(d_clip));
+
+    // §6.1-6.2 one fitting column: z and its tanh segment (S_POST cycles 2..), tanh, x (cycles 8..)
+    wire signed [31:0] z_k = fx + eq_c - 22;
+    wire signed [26:0] zc_z;
+    wire zc_clip, zc_neg, zc_beyond;
+    wire [31:0] zc_seg;
+    wire [16:0] zc_t;
+    nvq1_st_zcol st_zcol (.acc(mac_sel), .k(z_k), .bias(bq_c), .z(zc_z), .clip(zc_clip), .neg(zc_neg),
+        .beyond(zc_beyond), .seg(zc_seg), .tfrac(zc_t));
+    wire [31:0] x_idx = c - 8;
+    wire [31:0] x_n = jb * LANES + x_idx;
+    wire [31:0] x_cn = (x_n < nin_c) ? x_n : x_n - nin_c;
+    wire signed [26:0] x_sc = (cur_sc == 2'd2) ? (xsel ? xb1[x_cn] : xb0[x_cn]) : (xsel ? xb1[x_n] : xb0[x_n]);
+    wire signed [17:0] xc_dt;
+    wire signed [26:0] xc_x;
+    wire xc_cdt, xc_cx;
+    nvq1_st_xcol st_xcol (.yt(yt), .ypt(ypt), .neg(narr[x_idx]), .beyond(barr[x_idx]), .idt(cur_idt),
+        .fidt(cur_fidt), .iq(iarr[x_idx]), .sc_kind(cur_sc), .xsc(x_sc), .fx(fx),
+        .dt(xc_dt), .clip_dt(xc_cdt), .x(xc_x), .clip_x(xc_cx));
+
+    // §6.3 energy (S_FIN)
+    wire signed [63:0] fin_acc = eacc + tr_root;
+    wire signed [63:0] fin_e;
+    nvq1_st_energy st_energy (.acc(fin_acc), .e(eq_f), .ec(q_ec), .E(fin_e));
+
+    // §7.1 seed at the final layer (S_BINIT), ĝ per column (S_GH), g_x per input (S_GX)
+    wire signed [31:0] sd_k = eq_f - fg_of(NHID);
+    wire [27 * LANES - 1:0] sd_g;
+    wire [31:0] sd_n;
+    nvq1_st_seed #(.LANES(LANES)) st_seed (.w(wq), .k(sd_k), .g(sd_g), .nclip(sd_n));
+    wire [31:0] gh_idx = c - 2;
+    wire signed [26:0] gh_g = gsel ? gb1[gh_idx] : gb0[gh_idx];
+    wire signed [31:0] gh_k = eq_c - emin[cur_l];
+    wire signed [31:0] gh_v;
+    nvq1_st_ghat st_ghat (.g(gh_g), .idt(cur_idt), .fidt(cur_fidt), .iq(iq_c), .dt(q_dt), .k(gh_k), .ghat(gh_v));
+    wire signed [63:0] gx_acc = gacc + tr_root;
+    wire signed [31:0] gx_k = fg_of(cur_l + 1) + emin[cur_l] - fg_of(cur_l);
+    wire signed [31:0] gx_ksc = fg_of(cur_l + 1) - fg_of(cur_l);
+    wire signed [63:0] gx_sc = (cur_sc == 2'd2) ? (gsel ? gb1[o_k] + gb1[o_k + nin_c] : gb0[o_k] + gb0[o_k + nin_c])
+                                                : (gsel ? gb1[o_k] : gb0[o_k]);
+    wire signed [26:0] gx_g;
+    wire gx_clip;
+    nvq1_st_gx st_gx (.acc(gx_acc), .k(gx_k), .sc_kind(cur_sc), .gsc(gx_sc), .ksc(gx_ksc), .g(gx_g), .clip(gx_clip));
+
+    // §7.2 gT (S_GT): one term per cycle, the last one through the rounding unit
+    wire signed [63:0] gt_term = (gn < M2) ? (gsel ? gb1[gm_ * M2 + gn] : gb0[gm_ * M2 + gn]) * tt[ga * M1 + gn]
+                                           : (gsel ? gb1[(gn - M2) * M2 + gm_] : gb0[(gn - M2) * M2 + gm_]) * tt[ga * M1 + gn - M2];
+    wire signed [63:0] gt_acc = gtacc + gt_term;
+    wire signed [26:0] gt_gT;
+    wire signed [17:0] gt_gTs;
+    wire gt_c1, gt_c2;
+    nvq1_st_gt #(.FG0(fg_of(0)), .F_T(F_T), .F_GTT(F_GTT)) st_gt (.acc(gt_acc), .gT(gt_gT), .gTs(gt_gTs),
+        .clip_gT(gt_c1), .clip_gTs(gt_c2));
+
+    // §7.2 gG per channel (S_PB), the per-pair chain (S_PF1..4), §7.3 assembly (S_AEND, S_FORCE)
+    wire [31:0] pb_idx = c - 2;
+    wire signed [26:0] gg_v;
+    wire gg_c;
+    nvq1_st_gg #(.F_GTT(F_GTT), .F_GG(F_GG)) st_gg (
+        .t0(gts[pb_idx]), .t1(gts[M1 + pb_idx]), .t2(gts[2 * M1 + pb_idx]), .t3(gts[3 * M1 + pb_idx]),
+        .R0(pR0), .R1(pR1), .R2(pR2), .R3(pR3), .gG(gg_v), .clip(gg_c));
+    wire signed [63:0] pa_gR0, pa_gR1, pa_gR2, pa_gR3, pa_gs, pa_gh, pa_gu, pa_f0, pa_f1, pa_f2;
+    wire signed [63:0] pa_r0, pa_r1, pa_r2;
+    wire [2:0] pa_ngR;
+    wire [1:0] pa_nf;
+    wire pa_cgs, pa_cgh, pa_cgu;
+    nvq1_st_pair #(.F_GTT(F_GTT), .F_GT(F_GT), .F_GQ(F_GQ), .F_GR(F_GR), .F_GG(F_GG), .F_GS(F_GS),
+                   .F_GH(F_GH), .F_GU(F_GU), .F_H(F_H), .F_P(F_P)) st_pair (
+        .gra0(gra0), .gra1(gra1), .gra2(gra2), .gra3(gra3), .gsacc(gsacc),
+        .gR0(pa_gR0), .gR1(pa_gR1), .gR2(pa_gR2), .gR3(pa_gR3), .gs(pa_gs), .nclip_gR(pa_ngR), .clip_gs(pa_cgs),
+        .rgR1(gR1), .rgR2(gR2), .rgR3(gR3), .r0(pr0), .r1(pr1), .r2(pr2), .gh(pa_gh), .clip_gh(pa_cgh),
+        .rgs(gsv), .rgh(ghv), .qs(pqs), .qh(pqh), .gu(pa_gu), .clip_gu(pa_cgu),
+        .rgu(guv), .h(ph), .f0(pa_f0), .f1(pa_f1), .f2(pa_f2), .nclip_f(pa_nf),
+        .r18_0(pa_r0), .r18_1(pa_r1), .r18_2(pa_r2));
+    wire signed [63:0] fo_acc = (fd_d2 == 0) ? q_fx : (fd_d2 == 1) ? q_fy : q_fz;
+    wire [64 * 9 - 1:0] as_dvir;
+    wire signed [31:0] as_force;
+    wire as_clip;
+    nvq1_st_assembly #(.F_P(F_P)) st_asm (
+        .vi({vi[8], vi[7], vi[6], vi[5], vi[4], vi[3], vi[2], vi[1], vi[0]}), .dvir(as_dvir),
+        .facc(fo_acc), .frc(as_force), .clip(as_clip));
+
+    // ------------------------------------------------------------------ the schedule
+    integer n;
     always @(posedge clk) begin
         mac_clr <= 1'b0; mac_en <= 1'b0; mac_last <= 1'b0;
         we_f <= 1'b0; we_re <= 1'b0; we_rf <= 1'b0; we_pg <= 1'b0; we_dt <= 1'b0;
@@ -427,27 +580,14 @@ module nvq1_core #(
             3: begin sh1 <= q_sh; a_xyz <= 3 * sj[30:0] + 1; end
             4: begin sh2 <= q_sh; a_xyz <= 3 * sj[30:0] + 2; cj0 <= q_xyz; tj <= q_type; end
             5: cj1 <= q_xyz;
-            6: begin
-                r0 <= cj0 + sh0 * cellr[0] + sh1 * cellr[3] + sh2 * cellr[6] - ci0;
-                r1 <= cj1 + sh0 * cellr[1] + sh1 * cellr[4] + sh2 * cellr[7] - ci1;
-                r2 <= q_xyz + sh0 * cellr[2] + sh1 * cellr[5] + sh2 * cellr[8] - ci2;
-            end
-            7: begin
-                inr <= (sj >= 0) && (r0 < 64'sd8388608) && (r0 > -64'sd8388608) &&
-                       (r1 < 64'sd8388608) && (r1 > -64'sd8388608) &&
-                       (r2 < 64'sd8388608) && (r2 > -64'sd8388608);
-                uu <= r0 * r0 + r1 * r1 + r2 * r2;
-            end
+            6: begin r0 <= nb_r0; r1 <= nb_r1; r2 <= nb_r2; end
+            7: begin inr <= nb_inr; uu <= nb_uu; end
             8: begin
                 c <= 0;
-                if (inr && $unsigned(uu) < U_CUT) begin
+                if (nb_accept) begin
                     st <= S_UT;
-                    if ((uu >>> 37) < K_LO) begin
-                        useg <= K_LO; ut <= 0; uclose <= 1'b1;
-                        cnt[C_CLOSE] <= cnt[C_CLOSE] + 1;
-                    end else begin
-                        useg <= uu >>> 37; ut <= (uu >>> 20) & MASK17; uclose <= 1'b0;
-                    end
+                    useg <= nb_useg; ut <= nb_ut; uclose <= nb_close;
+                    if (nb_close) cnt[C_CLOSE] <= cnt[C_CLOSE] + 1;
                 end else if (ks + 1 == kk) begin
                     st <= S_PAD;
                 end else ks <= ks + 1;
@@ -466,41 +606,20 @@ module nvq1_core #(
                      ys1 <= q_ua; yh1 <= q_ub; end
             4: begin ym0 <= q_ua; yhm0 <= q_ub; end
             5: begin
-                // a = 2(Y0-Y1)+M0+M1, b = 3(Y1-Y0)-2M0-M1, c = M0, d = Y0
-                cs_a <= 2 * (ys0 - ys1) + ym0 + q_ua; cs_b <= 3 * (ys1 - ys0) - 2 * ym0 - q_ua;
-                cs_c <= ym0; cs_d <= ys0;
-                ch_a <= 2 * (yh0 - yh1) + yhm0 + q_ub; ch_b <= 3 * (yh1 - yh0) - 2 * yhm0 - q_ub;
-                ch_c <= yhm0; ch_d <= yh0;
+                cs_a <= hs_a; cs_b <= hs_b; cs_c <= hs_c; cs_d <= hs_d;
+                ch_a <= hh_a; ch_b <= hh_b; ch_c <= hh_c; ch_d <= hh_d;
                 cs_t <= ut;
             end
             // cubic inputs registered at the end of c=5 -> outputs visible at c=9
             9: begin
-                tmp = sat_v(ys, 27); tmp2 = sat_v(yh, 27);
-                fl0 = sat_f(ys, 27); fl1 = sat_f(yh, 27);
-                cnt[C_S] <= cnt[C_S] + fl0; cnt[C_H] <= cnt[C_H] + fl1;
-                cR0 <= tmp;
-                f0 = rnd(tmp2 * r0, F_H + 20 - 22); f1 = rnd(tmp2 * r1, F_H + 20 - 22);
-                f2 = rnd(tmp2 * r2, F_H + 20 - 22);
-                cR1 <= sat_v(f0, 27); cR2 <= sat_v(f1, 27); cR3 <= sat_v(f2, 27);
-                cnt[C_R] <= cnt[C_R] + sat_f(f0, 27) + sat_f(f1, 27) + sat_f(f2, 27);
+                cnt[C_S] <= cnt[C_S] + ra_cs; cnt[C_H] <= cnt[C_H] + ra_ch;
+                cR0 <= ra_s; cR1 <= em_R1; cR2 <= em_R2; cR3 <= em_R3;
+                cnt[C_R] <= cnt[C_R] + em_nR;
                 pb_j[npairs] <= sj; pb_r0[npairs] <= r0; pb_r1[npairs] <= r1; pb_r2[npairs] <= r2;
-                pb_h[npairs] <= tmp2;
-                pb_qs[npairs] <= uclose ? 0 : yps; pb_qh[npairs] <= uclose ? 0 : yph;
-                pb_R0[npairs] <= tmp; pb_R1[npairs] <= sat_v(f0, 27);
-                pb_R2[npairs] <= sat_v(f1, 27); pb_R3[npairs] <= sat_v(f2, 27);
-                // §5.4 G grid position of s̃
-                zz = tmp - S0;
-                if ((zz >>> 17) < 0) begin
-                    gseg <= 0; gtt <= 0; gclamp <= 1'b1; cnt[C_GRANGE] <= cnt[C_GRANGE] + 1;
-                    seg_t = 0;
-                end else if ((zz >>> 17) >= NS1 - 1) begin
-                    gseg <= NS1 - 2; gtt <= MASK17; gclamp <= 1'b1; cnt[C_GRANGE] <= cnt[C_GRANGE] + 1;
-                    seg_t = NS1 - 2;
-                end else begin
-                    gseg <= zz >>> 17; gtt <= zz & MASK17; gclamp <= 1'b0;
-                    seg_t = zz >>> 17;
-                end
-                gbase <= ((TYPE_ONE_SIDE ? tj : ti * NTYPES + tj) * 2 * NS1 + seg_t) * M1;
+                pb_h[npairs] <= ra_h; pb_qs[npairs] <= ra_qs; pb_qh[npairs] <= ra_qh;
+                pb_R0[npairs] <= ra_s; pb_R1[npairs] <= em_R1; pb_R2[npairs] <= em_R2; pb_R3[npairs] <= em_R3;
+                gseg <= em_gseg; gtt <= em_gtt; gclamp <= em_gclamp; gbase <= em_gbase;
+                if (em_gclamp) cnt[C_GRANGE] <= cnt[C_GRANGE] + 1;
                 c <= 0; st <= S_G;
             end
             default: ;
@@ -516,25 +635,18 @@ module nvq1_core #(
             end
             if (c >= 2 && c < 2 * M1 + 2) begin
                 if (((c - 2) & 1) == 0) begin gy0 <= q_ga; gm0 <= q_gb; end
-                else begin
-                    cg_a <= 2 * (gy0 - q_ga) + gm0 + q_gb; cg_b <= 3 * (q_ga - gy0) - 2 * gm0 - q_gb;
-                    cg_c <= gm0; cg_d <= gy0; cg_t <= gtt;
-                end
+                else begin cg_a <= hg_a; cg_b <= hg_b; cg_c <= hg_c; cg_d <= hg_d; cg_t <= gtt; end
             end
             // coefficients of channel m registered at the end of c = 2m+3 -> outputs at 2m+7
             if (c >= 7 && ((c - 7) & 1) == 0) begin
-                idx = (c - 7) >> 1;
-                Gv = sat_v(rnd(yg, 9), 18);
-                Gqv = sat_v(rnd(ypg, F_GQ), 18);
-                cnt[C_G] <= cnt[C_G] + sat_f(rnd(yg, 9), 18);
-                cnt[C_GSL] <= cnt[C_GSL] + sat_f(rnd(ypg, F_GQ), 18);
-                if (gclamp) Gqv = 0;
-                we_pg <= 1'b1; aw_pg <= npairs * M1 + idx; wd_pg <= Gv; wd_pgq <= Gqv;
-                tacc0[idx] <= tacc0[idx] + cR0 * Gv;
-                tacc1[idx] <= tacc1[idx] + cR1 * Gv;
-                tacc2[idx] <= tacc2[idx] + cR2 * Gv;
-                tacc3[idx] <= tacc3[idx] + cR3 * Gv;
-                if (idx == M1 - 1) begin
+                cnt[C_G] <= cnt[C_G] + gc_cG;
+                cnt[C_GSL] <= cnt[C_GSL] + gc_cGq;
+                we_pg <= 1'b1; aw_pg <= npairs * M1 + g_idx; wd_pg <= gc_G; wd_pgq <= gc_Gq;
+                tacc0[g_idx] <= tacc0[g_idx] + cR0 * gc_G;
+                tacc1[g_idx] <= tacc1[g_idx] + cR1 * gc_G;
+                tacc2[g_idx] <= tacc2[g_idx] + cR2 * gc_G;
+                tacc3[g_idx] <= tacc3[g_idx] + cR3 * gc_G;
+                if (g_idx == M1 - 1) begin
                     c <= 0; npairs <= npairs + 1; n_in[tj] <= n_in[tj] + 1;
                     if (ks + 1 == kk) st <= S_PAD;
                     else begin ks <= ks + 1; st <= S_SLOT; end
@@ -544,40 +656,27 @@ module nvq1_core #(
         // §5.5 padding constants; overflow atoms (§5.1)
         S_PAD: begin
             c <= c + 1;
-            if (c == 0) begin
-                fl0 = 0;
-                for (n = 0; n < NTYPES; n = n + 1) if (n_in[n] > sel_of(n)) fl0 = 1;
-                overflow <= overflow + fl0;
-            end
+            if (c == 0) overflow <= overflow + pad_over;
             if (c < NTYPES * M1) a_pad <= ti * NTYPES * M1 + c;
-            if (c >= 2) begin
-                idx = (c - 2) % M1; n = (c - 2) / M1;
-                cntpad = (n_in[n] < sel_of(n)) ? sel_of(n) - n_in[n] : 0;
-                tacc0[idx] <= tacc0[idx] + $signed({1'b0, cntpad}) * q_pad;
-            end
+            if (c >= 2) tacc0[pad_idx] <= tacc0[pad_idx] + $signed({1'b0, pad_cnt}) * q_pad;
             if (c == NTYPES * M1 + 1) begin c <= 0; st <= S_T; end
         end
-        // §5.5 T = sat(rnd(T_acc, 22 + (Gt-9) - T), 18); the accumulators are cleared for the next atom
+        // §5.5 T; the accumulators are cleared for the next atom
         S_T: begin
             c <= c + 1;
-            idx = c % M1; n = c / M1;
-            tmp = (n == 0) ? tacc0[idx] : (n == 1) ? tacc1[idx] : (n == 2) ? tacc2[idx] : tacc3[idx];
-            tmp2 = rnd(tmp, 22 + F_GT - 9 - F_T);
-            tt[c] <= sat_v(tmp2, 18);
-            cnt[C_T] <= cnt[C_T] + sat_f(tmp2, 18);
-            if (n == 0) tacc0[idx] <= 0; if (n == 1) tacc1[idx] <= 0;
-            if (n == 2) tacc2[idx] <= 0; if (n == 3) tacc3[idx] <= 0;
+            tt[c] <= t_T;
+            cnt[C_T] <= cnt[C_T] + t_clip;
+            if (t_n == 0) tacc0[t_idx] <= 0;
+            if (t_n == 1) tacc1[t_idx] <= 0;
+            if (t_n == 2) tacc2[t_idx] <= 0;
+            if (t_n == 3) tacc3[t_idx] <= 0;
             if (c == 4 * M1 - 1) begin c <= 0; st <= S_D; end
         end
-        // §5.6 D[m, a2] = sat(rnd(Σ_a T[a,m] T[a,a2], 2T - D), 27), flattened m*M2 + a2
+        // §5.6 D, flattened m*M2 + a2
         S_D: begin
             c <= c + 1;
-            idx = c / M2; n = c % M2;
-            tmp = tt[idx] * tt[n] + tt[M1 + idx] * tt[M1 + n] + tt[2 * M1 + idx] * tt[2 * M1 + n]
-                  + tt[3 * M1 + idx] * tt[3 * M1 + n];
-            tmp2 = rnd(tmp, 2 * F_T - F_D);
-            xb0[c] <= sat_v(tmp2, 27);
-            cnt[C_D] <= cnt[C_D] + sat_f(tmp2, 27);
+            xb0[c] <= d_D;
+            cnt[C_D] <= cnt[C_D] + d_clip;
             if (c == M1 * M2 - 1) begin
                 c <= 0; st <= S_MAC; xsel <= 1'b0; cur_l <= 0; jb <= 0; fx <= F_D;
                 nin_c <= nin_of(0); nout_c <= nout_of(0); nb_c <= nout_of(0) / LANES; emin_run <= 8'sd127;
@@ -599,46 +698,23 @@ module nvq1_core #(
             c <= c + 1;
             if (c < LANES) a_col <= ti * nout_c + jb * LANES + c;
             if (c >= 2 && c < LANES + 2) begin
-                idx = c - 2;
-                tmp = rnd(mac_sel, fx + eq_c - 22) + bq_c;
-                zz = sat_v(tmp, 27);
-                cnt[C_Z] <= cnt[C_Z] + sat_f(tmp, 27);
+                cnt[C_Z] <= cnt[C_Z] + zc_clip;
                 if (eq_c < emin_run) emin_run <= eq_c;
-                mag = (zz < 0) ? -zz : zz;
-                narr[idx] <= (zz < 0);
-                iarr[idx] <= iq_c;
-                seg_t = mag >>> 17;
-                if (seg_t >= 256) begin
-                    a_t0 <= 256; a_t1 <= 256; a_t2 <= 257; a_t3 <= 257; tarr[idx] <= 0; barr[idx] <= 1'b1;
-                end else begin
-                    a_t0 <= seg_t; a_t1 <= seg_t + 1; a_t2 <= 257 + seg_t; a_t3 <= 258 + seg_t;
-                    tarr[idx] <= mag & MASK17; barr[idx] <= 1'b0;
-                end
+                narr[c - 2] <= zc_neg; iarr[c - 2] <= iq_c; tarr[c - 2] <= zc_t; barr[c - 2] <= zc_beyond;
+                if (zc_beyond) begin a_t0 <= 256; a_t1 <= 256; a_t2 <= 257; a_t3 <= 257; end
+                else begin a_t0 <= zc_seg; a_t1 <= zc_seg + 1; a_t2 <= 257 + zc_seg; a_t3 <= 258 + zc_seg; end
             end
             // table words of column idx arrive at c = idx + 4: Hermite coefficients (§4); for
-            // |z| >= 8 t = 0 gives y = Y[256] and the slope is forced to 0 below
+            // |z| >= 8 t = 0 gives y = Y[256] and the slope is forced to 0 (nvq1_st_xcol)
             if (c >= 4 && c < LANES + 4) begin
-                ct_a <= 2 * (q_t0 - q_t1) + q_t2 + q_t3; ct_b <= 3 * (q_t1 - q_t0) - 2 * q_t2 - q_t3;
-                ct_c <= q_t2; ct_d <= q_t0; ct_t <= tarr[c - 4];
+                ct_a <= ht_a; ct_b <= ht_b; ct_c <= ht_c; ct_d <= ht_d; ct_t <= tarr[c - 4];
             end
             // cubic outputs of column idx visible at c = idx + 8
             if (c >= 8 && c < LANES + 8) begin
-                idx = c - 8;
-                n = jb * LANES + idx;
-                tmp = rnd(yt, 1);
-                if (narr[idx]) tmp = -tmp;
-                tmp2 = barr[idx] ? 0 : rnd(ypt, 25 - 5 - 16);
-                we_dt <= 1'b1; aw_dt <= cur_l * MAXW + n; wd_dt <= sat_v(tmp2, 18);
-                cnt[C_TSL] <= cnt[C_TSL] + sat_f(tmp2, 18);
-                if (idt_of(cur_l)) tmp = rnd(tmp * iarr[idx], fidt_of(cur_l));
-                if (sc_of(cur_l) == 1) sc = rnd(xsel ? xb1[n] : xb0[n], fx - 24);
-                else if (sc_of(cur_l) == 2) begin
-                    idx = (n < nin_c) ? n : n - nin_c;
-                    sc = rnd(xsel ? xb1[idx] : xb0[idx], fx - 24);
-                end else sc = 0;
-                xo = tmp + sc;
-                if (xsel) xb0[n] <= sat_v(xo, 27); else xb1[n] <= sat_v(xo, 27);
-                cnt[C_X] <= cnt[C_X] + sat_f(xo, 27);
+                we_dt <= 1'b1; aw_dt <= cur_l * MAXW + x_n; wd_dt <= xc_dt;
+                cnt[C_TSL] <= cnt[C_TSL] + xc_cdt;
+                if (xsel) xb0[x_n] <= xc_x; else xb1[x_n] <= xc_x;
+                cnt[C_X] <= cnt[C_X] + xc_cx;
                 if (c == LANES + 7) begin
                     c <= 0;
                     if (jb + 1 < nb_c) begin jb <= jb + 1; st <= S_MAC; end
@@ -657,7 +733,7 @@ module nvq1_core #(
                 end
             end
         end
-        // §6.3 E_i = rnd(Σ_k x_k W[k], F_A + e - 24) + C[ti] on the adder tree
+        // §6.3 E_i on the adder tree
         S_FIN: begin
             c <= c + 1;
             if (c == 0) begin a_col <= ti; a_ec <= ti; eacc <= 0; end
@@ -668,48 +744,35 @@ module nvq1_core #(
                     tr_a[32 * n +: 32] <= xsel ? xb1[(c - 1) * LANES + n] : xb0[(c - 1) * LANES + n];
             if (c >= 2 + TL && c < nb_c + 1 + TL) eacc <= eacc + tr_root;
             if (c == nb_c + 1 + TL) begin
-                e_i = rnd(eacc + tr_root, 24 + eq_f - 24) + q_ec;
-                we_re <= 1'b1; a_re <= ai; wd_re <= e_i; etot <= etot + e_i;
+                we_re <= 1'b1; a_re <= ai; wd_re <= fin_e; etot <= etot + fin_e;
                 c <= 0; st <= S_BINIT;
             end
         end
-        // §7.1 g = rnd(W_final, e - f_g[L]) at the final layer's input
+        // §7.1 g at the final layer's input
         S_BINIT: begin
             c <= c + 1;
             if (c < nb_c) a_w <= ti * nb_c + c;
             if (c >= 2 && c < nb_c + 2) begin
-                pcount = 0;
-                for (n = 0; n < LANES; n = n + 1) begin
-                    tmp = $signed(wq[18 * n +: 18]);
-                    tmp2 = rnd(tmp, eq_f - fg_of(NHID));
-                    pcount = pcount + sat_f(tmp2, 27);
-                    gb0[(c - 2) * LANES + n] <= sat_v(tmp2, 27);
-                end
-                cnt[C_GF] <= cnt[C_GF] + pcount;
+                for (n = 0; n < LANES; n = n + 1) gb0[(c - 2) * LANES + n] <= sd_g[27 * n +: 27];
+                cnt[C_GF] <= cnt[C_GF] + sd_n;
             end
             if (c == nb_c + 1) begin
                 c <= 0; st <= S_GH; gsel <= 1'b0; cur_l <= NHID - 1;
                 nin_c <= nin_of(NHID - 1); nout_c <= nout_of(NHID - 1); nb_c <= nout_of(NHID - 1) / LANES;
             end
         end
-        // §7.1 ĝ_j = rnd(rnd(g_th tanh'(z), 16), e_j - min e) per column
+        // §7.1 ĝ_j per column
         S_GH: begin
             c <= c + 1;
             if (c == 0) a_col <= ti * nout_c;
             if (c < nout_c) begin a_col <= ti * nout_c + c; a_dt <= cur_l * MAXW + c; end
-            if (c >= 2 && c < nout_c + 2) begin
-                idx = c - 2;
-                tmp = gsel ? gb1[idx] : gb0[idx];
-                if (idt_of(cur_l)) tmp = rnd(tmp * iq_c, fidt_of(cur_l));
-                gz = rnd(tmp * q_dt, 16);
-                ghat[idx] <= rnd(gz, eq_c - emin[cur_l]);
-            end
+            if (c >= 2 && c < nout_c + 2) ghat[gh_idx] <= gh_v;
             if (c == nout_c + 1) begin
                 c <= 0; st <= S_GX; i_k <= 0; i_jb <= 0; d_jb <= 0; d_jb1 <= 0; o_k <= 0; o_jb <= 0;
                 n_iss <= 0; n_out <= 0; gacc <= 0;
             end
         end
-        // §7.1 g_x[k] = sat(rnd(Σ_j W[k,j] ĝ_j, f_g[l+1] + min e - f_g[l]) + shortcut', 27)
+        // §7.1 g_x[k] = Σ_j W[k,j] ĝ_j on the adder tree, one block of LANES columns per cycle
         S_GX: begin
             c <= c + 1;
             if (n_iss < nin_c * nb_c) begin
@@ -724,15 +787,8 @@ module nvq1_core #(
             if (c >= 2 + TL && n_out < nin_c * nb_c) begin
                 n_out <= n_out + 1;
                 if (o_jb + 1 == nb_c) begin
-                    tmp = rnd(gacc + tr_root, fg_of(cur_l + 1) + emin[cur_l] - fg_of(cur_l));
-                    if (sc_of(cur_l) == 1) sc = rnd(gsel ? gb1[o_k] : gb0[o_k], fg_of(cur_l + 1) - fg_of(cur_l));
-                    else if (sc_of(cur_l) == 2)
-                        sc = rnd(gsel ? gb1[o_k] + gb1[o_k + nin_c] : gb0[o_k] + gb0[o_k + nin_c],
-                                 fg_of(cur_l + 1) - fg_of(cur_l));
-                    else sc = 0;
-                    xo = tmp + sc;
-                    if (gsel) gb0[o_k] <= sat_v(xo, 27); else gb1[o_k] <= sat_v(xo, 27);
-                    cnt[C_GF] <= cnt[C_GF] + sat_f(xo, 27);
+                    if (gsel) gb0[o_k] <= gx_g; else gb1[o_k] <= gx_g;
+                    cnt[C_GF] <= cnt[C_GF] + gx_clip;
                     gacc <= 0; o_jb <= 0; o_k <= o_k + 1;
                     if (n_out + 1 == nin_c * nb_c) begin
                         c <= 0; gsel <= ~gsel;
@@ -751,15 +807,11 @@ module nvq1_core #(
         // §7.2 gT[a,m] = Σ_a2 gD[m,a2] T[a,a2] + [m<M2] Σ_m' gD[m',m] T[a,m'], one term per cycle
         S_GT: begin
             c <= c + 1;
-            if (gn < M2) tmp = (gsel ? gb1[gm_ * M2 + gn] : gb0[gm_ * M2 + gn]) * tt[ga * M1 + gn];
-            else tmp = (gsel ? gb1[(gn - M2) * M2 + gm_] : gb0[(gn - M2) * M2 + gm_]) * tt[ga * M1 + gn - M2];
             if (gn + 1 == ((gm_ < M2) ? M2 + M1 : M2)) begin
-                tmp2 = rnd(gtacc + tmp, fg_of(0) + F_T - F_GTT);
-                gtv[ga * M1 + gm_] <= sat_v(tmp2, 27);
-                cnt[C_GT] <= cnt[C_GT] + sat_f(tmp2, 27);
-                tmp = rnd(sat_v(tmp2, 27), 9);
-                gts[ga * M1 + gm_] <= sat_v(tmp, 18);
-                cnt[C_GT18] <= cnt[C_GT18] + sat_f(tmp, 18);
+                gtv[ga * M1 + gm_] <= gt_gT;
+                cnt[C_GT] <= cnt[C_GT] + gt_c1;
+                gts[ga * M1 + gm_] <= gt_gTs;
+                cnt[C_GT18] <= cnt[C_GT18] + gt_c2;
                 gtacc <= 0; gn <= 0;
                 if (gm_ + 1 == M1) begin
                     gm_ <= 0;
@@ -767,7 +819,7 @@ module nvq1_core #(
                     else ga <= ga + 1;
                 end else gm_ <= gm_ + 1;
             end else begin
-                gtacc <= gtacc + tmp; gn <= gn + 1;
+                gtacc <= gt_acc; gn <= gn + 1;
             end
         end
         // §7.2 per pair: gR̃ sums, gG per channel and Σ gG G' (M1 channels, one per cycle)
@@ -781,54 +833,39 @@ module nvq1_core #(
             end
             if (c < M1) a_pg <= pp * M1 + c;
             if (c >= 2) begin
-                idx = c - 2;
-                gra0 <= gra0 + gtv[idx] * q_pg; gra1 <= gra1 + gtv[M1 + idx] * q_pg;
-                gra2 <= gra2 + gtv[2 * M1 + idx] * q_pg; gra3 <= gra3 + gtv[3 * M1 + idx] * q_pg;
-                tmp = rnd(gts[idx] * pR0 + gts[M1 + idx] * pR1 + gts[2 * M1 + idx] * pR2
-                          + gts[3 * M1 + idx] * pR3, F_GTT - 9 + 22 - F_GG);
-                ggv = sat_v(tmp, 27);
-                cnt[C_GG] <= cnt[C_GG] + sat_f(tmp, 27);
-                gsacc <= gsacc + ggv * q_pgq;
+                gra0 <= gra0 + gtv[pb_idx] * q_pg; gra1 <= gra1 + gtv[M1 + pb_idx] * q_pg;
+                gra2 <= gra2 + gtv[2 * M1 + pb_idx] * q_pg; gra3 <= gra3 + gtv[3 * M1 + pb_idx] * q_pg;
+                cnt[C_GG] <= cnt[C_GG] + gg_c;
+                gsacc <= gsacc + gg_v * q_pgq;
             end
             if (c == M1 + 1) begin c <= 0; st <= S_PF1; end
         end
         S_PF1: begin
-            tmp = rnd(gra0, F_GTT + F_GT - 9 - F_GR); gR0 <= sat_v(tmp, 27); fl0 = sat_f(tmp, 27);
-            tmp2 = rnd(gra1, F_GTT + F_GT - 9 - F_GR); gR1 <= sat_v(tmp2, 27); fl1 = sat_f(tmp2, 27);
-            f0 = rnd(gra2, F_GTT + F_GT - 9 - F_GR); gR2 <= sat_v(f0, 27); fl2 = sat_f(f0, 27);
-            f1 = rnd(gra3, F_GTT + F_GT - 9 - F_GR); gR3 <= sat_v(f1, 27); fl3 = sat_f(f1, 27);
-            cnt[C_GR] <= cnt[C_GR] + fl0 + fl1 + fl2 + fl3;
-            f2 = rnd(gsacc, F_GG + F_GT - F_GQ - 5 - F_GS) + rnd(sat_v(tmp, 27), F_GR - F_GS);
-            gsv <= sat_v(f2, 27);
-            cnt[C_GS] <= cnt[C_GS] + sat_f(f2, 27);
+            gR0 <= pa_gR0; gR1 <= pa_gR1; gR2 <= pa_gR2; gR3 <= pa_gR3;
+            cnt[C_GR] <= cnt[C_GR] + pa_ngR;
+            gsv <= pa_gs;
+            cnt[C_GS] <= cnt[C_GS] + pa_cgs;
             a_f <= cj;
             st <= S_PF2;
         end
         S_PF2: begin
-            tmp = rnd(gR1 * pr0 + gR2 * pr1 + gR3 * pr2, F_GR + 20 - F_GH);
-            ghv <= sat_v(tmp, 27);
-            cnt[C_GH] <= cnt[C_GH] + sat_f(tmp, 27);
+            ghv <= pa_gh;
+            cnt[C_GH] <= cnt[C_GH] + pa_cgh;
             st <= S_PF3;
         end
         S_PF3: begin
-            tmp = rnd(gsv * pqs, F_GS + 22 - 3 - F_GU) + rnd(ghv * pqh, F_GH + F_H - 3 - F_GU);
-            guv <= sat_v(tmp, 27);
-            cnt[C_GU] <= cnt[C_GU] + sat_f(tmp, 27);
+            guv <= pa_gu;
+            cnt[C_GU] <= cnt[C_GU] + pa_cgu;
             st <= S_PF4;
         end
         // §7.3 pair force, F_acc[j] -= f (read at PF1, arrives now), F_i and V_i accumulate
         S_PF4: begin
-            tmp = rnd(2 * guv * pr0, F_GU + 20 - F_P) + rnd(gR1 * ph, F_GR + F_H - F_P);
-            tmp2 = rnd(2 * guv * pr1, F_GU + 20 - F_P) + rnd(gR2 * ph, F_GR + F_H - F_P);
-            gz = rnd(2 * guv * pr2, F_GU + 20 - F_P) + rnd(gR3 * ph, F_GR + F_H - F_P);
-            cnt[C_PF] <= cnt[C_PF] + sat_f(tmp, 27) + sat_f(tmp2, 27) + sat_f(gz, 27);
-            f0 = sat_v(tmp, 27); f1 = sat_v(tmp2, 27); f2 = sat_v(gz, 27);
-            we_f <= 1'b1; wd_fx <= q_fx - f0; wd_fy <= q_fy - f1; wd_fz <= q_fz - f2;
-            fi0 <= fi0 + f0; fi1 <= fi1 + f1; fi2 <= fi2 + f2;
-            rr18_0 = rnd(pr0, 6); rr18_1 = rnd(pr1, 6); rr18_2 = rnd(pr2, 6);
-            vi[0] <= vi[0] + f0 * rr18_0; vi[1] <= vi[1] + f0 * rr18_1; vi[2] <= vi[2] + f0 * rr18_2;
-            vi[3] <= vi[3] + f1 * rr18_0; vi[4] <= vi[4] + f1 * rr18_1; vi[5] <= vi[5] + f1 * rr18_2;
-            vi[6] <= vi[6] + f2 * rr18_0; vi[7] <= vi[7] + f2 * rr18_1; vi[8] <= vi[8] + f2 * rr18_2;
+            cnt[C_PF] <= cnt[C_PF] + pa_nf;
+            we_f <= 1'b1; wd_fx <= q_fx - pa_f0; wd_fy <= q_fy - pa_f1; wd_fz <= q_fz - pa_f2;
+            fi0 <= fi0 + pa_f0; fi1 <= fi1 + pa_f1; fi2 <= fi2 + pa_f2;
+            vi[0] <= vi[0] + pa_f0 * pa_r0; vi[1] <= vi[1] + pa_f0 * pa_r1; vi[2] <= vi[2] + pa_f0 * pa_r2;
+            vi[3] <= vi[3] + pa_f1 * pa_r0; vi[4] <= vi[4] + pa_f1 * pa_r1; vi[5] <= vi[5] + pa_f1 * pa_r2;
+            vi[6] <= vi[6] + pa_f2 * pa_r0; vi[7] <= vi[7] + pa_f2 * pa_r1; vi[8] <= vi[8] + pa_f2 * pa_r2;
             if (pp + 1 == npairs) st <= S_AEND; else begin pp <= pp + 1; st <= S_PB; end
         end
         // F_acc[i] += F_i; virial[d0][d1] -= rnd(V_i[d1][d0], p + 14 - 24); next atom
@@ -837,9 +874,7 @@ module nvq1_core #(
             if (c == 0) a_f <= ai;
             if (c == 2) begin
                 we_f <= 1'b1; wd_fx <= q_fx + fi0; wd_fy <= q_fy + fi1; wd_fz <= q_fz + fi2;
-                for (d0 = 0; d0 < 3; d0 = d0 + 1)
-                    for (d1 = 0; d1 < 3; d1 = d1 + 1)
-                        vir[3 * d0 + d1] <= vir[3 * d0 + d1] - rnd(vi[3 * d1 + d0], F_P + 14 - 24);
+                for (n = 0; n < 9; n = n + 1) vir[n] <= vir[n] - $signed(as_dvir[64 * n +: 64]);
                 c <= 0;
                 if (ai + 1 == natoms) begin st <= S_FORCE; fa <= 0; fd <= 0; end
                 else begin ai <= ai + 1; nlbase <= nlbase + kk; st <= S_ATOM; end
@@ -854,17 +889,14 @@ module nvq1_core #(
             end
             fd_d <= fd[1:0]; fd_d2 <= fd_d;
             if (c >= 2) begin
-                tmp = (fd_d2 == 0) ? q_fx : (fd_d2 == 1) ? q_fy : q_fz;
-                tmp2 = rnd(tmp, F_P - 19);
-                we_rf <= 1'b1; a_rf <= c - 2; wd_rf <= sat_v(tmp2, 32);
-                cnt[C_FORCE] <= cnt[C_FORCE] + sat_f(tmp2, 32);
+                we_rf <= 1'b1; a_rf <= c - 2; wd_rf <= as_force;
+                cnt[C_FORCE] <= cnt[C_FORCE] + as_clip;
             end
             if (c == 3 * natoms + 1) begin st <= S_DONE; done <= 1'b1; c <= 0; end
         end
         default: st <= S_IDLE;
         endcase
     end
-
     // ------------------------------------------------------------------ result read port
     reg [1:0] rsel_d;
     reg [31:0] raddr_d;
