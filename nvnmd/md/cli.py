@@ -470,10 +470,11 @@ def cmd_conductivity(args) -> int:
         done = steps_done(r.run_dir)
         state = "complete, kept" if done >= r.config.steps else (f"resumes at step {done}" if done >= 0 else "new")
         log(f"{r.rel}: {state} ({r.config.steps} steps)")
+    from nvnmd.backends import make_backend
     from nvnmd.md.sweep import connect, run_sweep
 
     with connect(args.scheduler, args.workers, tasks=len(runs), log=log) as client:
-        results = run_sweep(client, runs, spec, identity, progress=not args.quiet, log=log)
+        results = run_sweep(client, runs, make_backend, spec, identity, progress=not args.quiet, log=log)
     for r, res in zip(runs, results):
         report_run(r, res, "Li", log)
     summary = write_results(out, comps, runs, results, config, backend_note=why, compare_T=args.compare_T, log=log)

@@ -3,7 +3,7 @@
 * `connect(scheduler, workers)`: a dask Client, on an existing scheduler (`--scheduler
   tcp://host:port`, checked to answer before anything is submitted) or on a LocalCluster of
   worker processes, one thread each, no dashboard, every socket on 127.0.0.1.
-* `run_sweep(client, runs, backend_spec, ...)`: submits `run_task` for every run, shows one
+* `run_sweep(client, runs, make_backend, backend_spec, ...)`: submits `run_task` for every run, shows one
   tqdm bar per run in the client and returns each run's analysis in the order of `runs`.
 * `run_task` (on a worker): locks the run directory, builds the backend from its spec (once
   per worker process), checks that it is what the client planned for (the image's SHA-256
@@ -140,9 +140,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, tasks: int
 _BACKENDS: dict = {}  # per worker process: backend spec -> backend, built once
 
 
-def _backend(spec: dict, image_sha256: str | None):
-    from nvnmd.backends import make_backend
-
+def _backend(make_backend, spec: dict, image_sha256: str | None):
     # the image's digest is part of the key: a long-lived worker builds anew for a changed file
     key = (tuple(sorted((k, str(v)) for k, v in spec.items())), image_sha256)
     if spec["name"] == "board" or key not in _BACKENDS:  # a board link is per run
@@ -173,7 +171,7 @@ def _locked(run_dir: Path):
         os.close(fd)
 
 
-def run_task(run, spec: dict, identity: dict, topic: str, key: str, ion: str = "Li") -> dict:
+def run_task(run, make_backend, spec: dict, identity: dict, topic: str, key: str, ion: str = "Li") -> dict:
     """One run of a sweep, on a dask worker: advance it to its end, analyse it."""
     from distributed import Lock, get_worker
 
@@ -198,7 +196,7 @@ def run_task(run, spec: dict, identity: dict, topic: str, key: str, ion: str = "
         if lock is not None:
             lock.acquire()
         try:
-            backend = _backend(spec, identity.get("image_sha256"))
+            backend = _backend(make_backend, spec, identity.get("image_sha256"))
             have = run_identity(run.atoms, backend)
             differs = [k for k in ("backend", "image_sha256", "model_sha256", "guard")
                        if identity.get(k) is not None and have.get(k) != identity.get(k)]
@@ -218,8 +216,12 @@ def run_task(run, spec: dict, identity: dict, topic: str, key: str, ion: str = "
 
 # --- in the client -------------------------------------------------------------------------
 
-def run_sweep(client, runs, spec: dict, identity: dict, ion: str = "Li", progress: bool = True, log=print) -> list[dict]:
-    """Every run through dask, one task each; their analyses in the order of `runs`. A run
+def run_sweep(client, runs, make_backend, spec: dict, identity: dict, ion: str = "Li", progress: bool = True,
+              log=print) -> list[dict]:
+    """Every run through dask, one task each; their analyses in the order of `runs`.
+    `make_backend(name, **spec)` is the backend factory (nvnmd.backends.make_backend): the md
+    layer sees only the Backend interface, so the command that wires the layers hands it in,
+    and dask sends it to the workers by reference. A run
     that fails does not stop the others; the failures are raised together at the end (the
     finished and checkpointed runs are kept, so the same command resumes)."""
     from distributed import wait
@@ -240,7 +242,7 @@ def run_sweep(client, runs, spec: dict, identity: dict, ion: str = "Li", progres
                            desc=f"{r.label} {r.T:g} K".ljust(width), dynamic_ncols=True, mininterval=0.5, leave=True)
     say = (lambda text: bars[keys[0]].write(text)) if bars else log
     # absolute run directories: a remote worker's working directory is not the client's
-    futures = [client.submit(run_task, replace(r, run_dir=Path(r.run_dir).resolve()), spec, identity, topic, k, ion,
+    futures = [client.submit(run_task, replace(r, run_dir=Path(r.run_dir).resolve()), make_backend, spec, identity, topic, k, ion,
                              key=k, pure=False) for r, k in zip(runs, keys)]
     index = {f.key: i for i, f in enumerate(futures)}
     results: list = [None] * len(runs)
