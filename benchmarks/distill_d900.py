@@ -130,12 +130,13 @@ def short_protocol(distill: Path, man: dict, outdir: Path, which_now: set) -> di
 
     from nvnmd.backends import make_backend
     from nvnmd.distill.config import DistillConfig
-    from nvnmd.distill.pipeline import _trajectories
+    from nvnmd.distill.pipeline import Composition, _trajectories
     from nvnmd.md.engine import MDConfig, run_md
 
     cfg = DistillConfig.from_dict(man["parameters"])
     T = max(cfg.temperatures)
-    runs = [r for r in _trajectories(cfg, distill) if r[2]["temperature"] == T]
+    comp = Composition(cfg, 0, "", cfg.structure)
+    runs = [r[:3] for r in _trajectories(cfg, distill, comp) if r[2]["temperature"] == T and r[4] == 1.0]
     res = {"protocol": f"{len(runs)} runs x {runs[0][2]['steps'] * cfg.dt_fs / 1000:g} ps, {cfg.ensemble} at {T:g} K, "
                        f"{cfg.dt_fs:g} fs, the distillation's perturbed starts and seeds",
            "teacher": pooled_short([d / "traj.extxyz" for _, d, _ in runs], T)}

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-k", type=int, default=128, help="neighbour row width (default 128)")
     s.add_argument("--link", action="store_true", help="synthesize the link front end (fpga/rtl/link) only")
     s.add_argument("--json", help="write the counts here (atomically)")
+    s.add_argument("--log-dir", help="keep each yosys log here (core_l<LANES>.log; per-pass times at its end)")
     s.set_defaults(func=cmd_synth)
 
 
@@ -126,7 +127,10 @@ def cmd_synth(args) -> int:
         for n in lanes:
             sources, params = core_synth_inputs(image, n, args.max_atoms, args.max_k)
             print(f"nvnmd: synthesizing nvq1_core LANES={n} with yosys ...", file=sys.stderr, flush=True)
-            counts = synthesize("nvq1_core", sources, params)
+            log = Path(args.log_dir) / f"core_l{n}.log" if args.log_dir else None
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+            counts = synthesize("nvq1_core", sources, params, log=log)
             counts.update(what=f"nvq1_core LANES={n}", lanes=n, max_atoms=args.max_atoms, max_k=args.max_k,
                           image=image.digest()[:16])
             results.append(counts)

@@ -156,3 +156,57 @@ def test_manifest_refuses_a_changed_composition(tmp_path):
     Manifest(tmp_path).bind({"md_steps": 20}, extra("2" * 64))
     with pytest.raises(NvnmdError, match="another structure b"):
         Manifest(tmp_path).bind({"md_steps": 20}, extra("3" * 64))
+
+
+def test_volume_scales_add_runs_and_keep_the_old_ones(tmp_path, lgps):
+    """--volume-scales: every (structure, temperature) also at the scaled volumes, with their own
+    names and seeds; at the default the runs, seeds and recorded parameters are the ones made
+    before scales existed (the committed LGPS run still resumes as finished)."""
+    import argparse
+
+    from ase.io import read, write
+
+    from nvnmd.backends import make_backend
+    from nvnmd.distill import workers
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.pipeline import Composition, _trajectories
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args(["distill", "--structure", str(DATA / "lgps_relaxed.extxyz"),
+                                                   *argv, "-o", str(tmp_path / "o")]))
+
+    plain = cfg("--md-structures", "2", "-T", "900,1200")
+    assert "volume_scales" not in plain.semantic()
+    committed = json.loads((DATA.parents[1] / "student/distill/lgps/manifest.json").read_text())["parameters"]
+    assert DistillConfig.from_dict(committed).semantic() == committed
+    scaled = cfg("--md-structures", "2", "-T", "900,1200", "--volume-scales", "1,1.3")
+    assert scaled.semantic()["volume_scales"] == [1.0, 1.3]
+    old = _trajectories(plain, tmp_path, Composition(plain, 0, "", plain.structure))
+    new = _trajectories(scaled, tmp_path, Composition(scaled, 0, "", scaled.structure))
+    assert [r[0] for r in new] == ["s0_T900K", "s0_T900K_V1.300", "s0_T1200K", "s0_T1200K_V1.300",
+                                   "s1_T900K", "s1_T900K_V1.300", "s1_T1200K", "s1_T1200K_V1.300", "holdout"]
+    by_name = {r[0]: r for r in new}
+    for r in old:  # unscaled runs: same directory, seed and settings as before
+        assert by_name[r[0]][1:4] == r[1:4] and by_name[r[0]][4] == 1.0
+    seeds = [r[2]["seed"] for r in new]
+    assert len(set(seeds)) == len(seeds)
+    for bad in ("0.5", "1,1", "1,x", "3"):
+        with pytest.raises(NvnmdError, match="--volume-scales"):
+            cfg("--volume-scales", bad)
+
+    # the worker scales the start isotropically (a real backend: the committed distilled student, quantized)
+    start = tmp_path / "start.extxyz"
+    write(str(start), lgps)
+    workers._TEACHER = make_backend("sim", image=str(DATA.parents[1] / "student/distill/lgps/student.nvq"))[0]
+    try:
+        md = dict(new[1][2], steps=2, traj_every=1, thermo_every=1, checkpoint_every=2)
+        workers.teacher_md(str(start), str(tmp_path / "md"), md, volume_scale=1.3)
+    finally:
+        workers._TEACHER = None
+    first = read(str(tmp_path / "md" / "traj.extxyz"), index=0)
+    assert first.get_volume() == pytest.approx(1.3 * lgps.get_volume(), rel=1e-9)
+    np.testing.assert_allclose(first.get_scaled_positions(wrap=False), lgps.get_scaled_positions(wrap=False), atol=1e-9)

@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a file of structures, one [NAME=]FILE a line (# comments; paths relative to the list)")
     p.add_argument("--supercell", default="1,1,1", help="repeat the structure a,b,c times (default 1,1,1)")
     p.add_argument("-T", "--temperatures", default="900", help="teacher MD temperatures, comma-separated (K; default 900)")
+    p.add_argument("--volume-scales", default="1", metavar="V1,V2,...",
+                   help="teacher MD also in cells scaled isotropically to these volume ratios, each with every "
+                        "structure and temperature (0.7-2; default 1: the structure's own volume)")
     for opt, name, typ, text in OPTIONS:
         default = getattr(d, name)
         shown = ",".join(str(x) for x in default) if isinstance(default, tuple) else default
@@ -123,6 +126,13 @@ def config_from_args(args) -> DistillConfig:
         raise NvnmdError(f"--temperatures must be comma-separated numbers, got {args.temperatures}") from None
     if not kw["temperatures"] or min(kw["temperatures"]) <= 0:
         raise NvnmdError("--temperatures must be positive")
+    try:
+        kw["volume_scales"] = tuple(float(v) for v in args.volume_scales.split(",") if v.strip())
+    except ValueError:
+        raise NvnmdError(f"--volume-scales must be comma-separated numbers, got {args.volume_scales}") from None
+    if not kw["volume_scales"] or not all(0.7 <= v <= 2.0 for v in kw["volume_scales"]) \
+            or len(set(kw["volume_scales"])) != len(kw["volume_scales"]):
+        raise NvnmdError(f"--volume-scales must be distinct volume ratios between 0.7 and 2, got {args.volume_scales}")
     for opt, name, typ, _ in OPTIONS:
         value = getattr(args, name)
         if value is None:

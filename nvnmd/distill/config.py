@@ -13,14 +13,14 @@ NON_SEMANTIC = ("workers", "progress")
 
 # parameters added after manifests were first written, with the default that means "as before":
 # left out of the recorded parameters while at that default, so older manifests still resume
-ADDED_LATER = {"structures": ()}
+ADDED_LATER = {"structures": (), "volume_scales": (1.0,)}
 
 # the first stage whose output each parameter changes (pipeline.STAGES order); a resume may change a
 # parameter while that stage has not started, since nothing made so far depends on it. Unlisted
 # parameters belong to the first stage.
 FIRST_STAGE = {
     "structures": "perturb",
-    **dict.fromkeys(("temperatures", "md_steps", "dt_fs", "ensemble", "tau_fs", "holdout_steps",
+    **dict.fromkeys(("temperatures", "volume_scales", "md_steps", "dt_fs", "ensemble", "tau_fs", "holdout_steps",
                      "holdout_frames", "frames_per_trajectory"), "teacher_md"),
     **dict.fromkeys(("frame_cell_pert_fraction", "frame_atom_pert_distance"), "sample"),
     **dict.fromkeys(("label_chunk", "max_force"), "label"),
@@ -41,6 +41,9 @@ class DistillConfig:
     structures: tuple = ()
     supercell: tuple = (1, 1, 1)
     temperatures: tuple = (900.0,)
+    # teacher MD also in cells scaled isotropically to these volume ratios (DP-GEN explores
+    # densities through NPT at several pressures; without a barostat the density is set here)
+    volume_scales: tuple = (1.0,)
     seed: int = 20261202
     # 1. perturbed starting structures (dpdata System.perturb: cell strain fraction, atom shift in Å)
     md_structures: int = 5

@@ -77,20 +77,22 @@ def _md_config(cfg, temperature: float, steps: int, frames: int, seed: int) -> d
             "checkpoint_every": max(every, min(500, steps))}
 
 
-def _trajectories(cfg, outdir: Path, comp: Composition) -> list[tuple[str, Path, dict, Path]]:
-    """(name, run dir, MDConfig kwargs, starting structure) of every teacher run of a composition;
-    the held-out one last."""
+def _trajectories(cfg, outdir: Path, comp: Composition) -> list[tuple[str, Path, dict, Path, float]]:
+    """(name, run dir, MDConfig kwargs, starting structure, volume scale) of every teacher run of a
+    composition; the held-out one (at the structure's own volume) last."""
     md_dir, start_dir = comp.dir(outdir, "teacher_md"), comp.dir(outdir, "perturb")
     runs = []
     for k in range(cfg.md_structures):
         for T in cfg.temperatures:
-            runs.append((f"s{k}_T{int(round(T))}K", md_dir / f"s{k}_T{int(round(T))}K",
-                         _md_config(cfg, T, cfg.md_steps, cfg.frames_per_trajectory, comp.seed + 1000 * k + int(T)),
-                         start_dir / f"s{k}.extxyz"))
+            for v in cfg.volume_scales:  # scale 1 keeps the names and seeds of runs made before scales existed
+                tag = f"s{k}_T{int(round(T))}K" + ("" if v == 1.0 else f"_V{v:.3f}")
+                seed = comp.seed + 1000 * k + int(T) + (0 if v == 1.0 else 100_000 * int(round(1000 * v)))
+                runs.append((tag, md_dir / tag, _md_config(cfg, T, cfg.md_steps, cfg.frames_per_trajectory, seed),
+                             start_dir / f"s{k}.extxyz", float(v)))
     T = max(cfg.temperatures)
     runs.append(("holdout", md_dir / "holdout",
                  _md_config(cfg, T, cfg.holdout_steps, cfg.holdout_frames, comp.seed + 999_999),
-                 start_dir / "holdout.extxyz"))
+                 start_dir / "holdout.extxyz", 1.0))
     return runs
 
 
@@ -123,7 +125,10 @@ def distill(cfg, outdir, log_fn=print) -> dict:
                 else {"structure": described(comps[0])}),
              "seeds": seeds,
              "scheme": {"md_ensemble": f"NVT ({cfg.ensemble}): nvnmd's MD engine has no barostat, so the seed "
-                                       f"scheme's NPT at ambient pressure is run at the structure's volume"}}
+                                       f"scheme's NPT at ambient pressure is run at the structure's volume"
+                                       + ("" if cfg.volume_scales == (1.0,) else
+                                          f" and at {', '.join(f'{v:g}' for v in cfg.volume_scales if v != 1.0)} "
+                                          f"times it")}}
     man.bind(cfg.semantic(), extra, first_stage=FIRST_STAGE, stages=STAGES)
     if not all(man.done(s) for s in ("teacher_md", "label")) or cfg.reference_data and not man.done("validate"):
         teacher = load_teacher(spec)  # also: a corrupt model fails here
@@ -167,13 +172,13 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from nvnmd.distill.workers import run_trajectories
 
         all_runs = [(c, r) for c in comps for r in runs[c.name]]  # one pool for every composition
-        jobs = [(str(start), str(run_dir), md) for _, (_, run_dir, md, start) in all_runs]
+        jobs = [(str(start), str(run_dir), md, v) for _, (_, run_dir, md, start, v) in all_runs]
         results = run_trajectories(cfg.teacher, jobs, cfg.workers, progress=cfg.progress, heartbeat=beat)
         info = {}
-        for (c, (name, _, _, _)), r in zip(all_runs, results):
+        for (c, (name, *_)), r in zip(all_runs, results):
             key = f"{c.name}/{name}" if multi else name
             info[key] = {k: r.get(k) for k in ("steps", "seconds", "cpu_seconds") if k in r}
-        return [run_dir / "traj.extxyz" for _, (_, run_dir, _, _) in all_runs], info
+        return [run_dir / "traj.extxyz" for _, (_, run_dir, *_) in all_runs], info
 
     def sample(beat):
         from ase.io import read
@@ -182,7 +187,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         for c in comps:
             all_c, all_b = [], []
             sdir = c.dir(outdir, "sample")
-            for k, (name, run_dir, md, _) in enumerate(runs[c.name]):
+            for k, (name, run_dir, md, *_) in enumerate(runs[c.name]):
                 frames = read(str(run_dir / "traj.extxyz"), index=":", format="extxyz")
                 want = cfg.holdout_frames if name == "holdout" else cfg.frames_per_trajectory
                 frames = frames[-want:]  # the starting frame is dropped

@@ -40,8 +40,9 @@ def pool(spec: str, workers: int) -> ProcessPoolExecutor:
                                initializer=_init, initargs=(spec,))
 
 
-def teacher_md(structure_path: str, outdir: str, config: dict) -> dict:
-    """One teacher trajectory with the project's MD engine; continues from its checkpoint."""
+def teacher_md(structure_path: str, outdir: str, config: dict, volume_scale: float = 1.0) -> dict:
+    """One teacher trajectory with the project's MD engine; continues from its checkpoint. The
+    starting structure is first scaled isotropically to `volume_scale` times its volume."""
     from ase.io import read
 
     from nvnmd.md.engine import MDConfig, run_md
@@ -54,6 +55,8 @@ def teacher_md(structure_path: str, outdir: str, config: dict) -> dict:
             if int(z["step"]) >= config["steps"]:
                 return {"steps": int(z["step"]), "skipped": True}
     atoms = read(structure_path)
+    if volume_scale != 1.0:
+        atoms.set_cell(atoms.cell.array * float(volume_scale) ** (1.0 / 3.0), scale_atoms=True)
     return run_md(atoms, _TEACHER, MDConfig(**config), out, resume=resume, progress=False)
 
 
@@ -70,11 +73,12 @@ def label(coords: np.ndarray, cells: np.ndarray, symbols: list[str]) -> dict:
     return {"energies": np.array(e), "forces": np.array(f), "virials": np.array(v)}
 
 
-def run_trajectories(spec: str, jobs: list[tuple[str, str, dict]], workers: int, progress=True, heartbeat=None) -> list:
-    """Run MD jobs (structure, outdir, MDConfig kwargs) in parallel with one progress bar of steps."""
+def run_trajectories(spec: str, jobs: list[tuple], workers: int, progress=True, heartbeat=None) -> list:
+    """Run MD jobs (structure, outdir, MDConfig kwargs[, volume scale]) in parallel with one
+    progress bar of steps."""
     from tqdm import tqdm
 
-    total = sum(cfg["steps"] for _, _, cfg in jobs)
+    total = sum(job[2]["steps"] for job in jobs)
     bar = tqdm(total=total, unit="step", desc="teacher MD", dynamic_ncols=True, disable=not progress, mininterval=2.0)
     results = [None] * len(jobs)
     with pool(spec, workers) as ex:
@@ -84,7 +88,7 @@ def run_trajectories(spec: str, jobs: list[tuple[str, str, dict]], workers: int,
             done, pending = wait(pending, timeout=10.0, return_when=FIRST_COMPLETED)
             for fut in done:
                 results[futures[fut]] = fut.result()  # a worker's error ends the stage here, loudly
-            bar.n = sum(min(_steps_done(Path(out), cfg), cfg["steps"]) for _, out, cfg in jobs)
+            bar.n = sum(min(_steps_done(Path(job[1]), job[2]), job[2]["steps"]) for job in jobs)
             bar.refresh()
             if heartbeat:
                 heartbeat()
