@@ -8,4 +8,4 @@ cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg DP_INTRA_OP_PARALLELISM_THREADS=1 DP_INTER_OP_PARALLELISM_THREADS=1
 exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxyz \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
-    --baseline nvnmd/data/lgps_student.pb --train-steps "${TRAIN_STEPS:-100000}" -o student/distill/lgps
+    --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-100000}" -o student/distill/lgps

@@ -17,4 +17,4 @@ exec ${NVNMD:-.venv/bin/nvnmd} distill --structure-list student/distill/sulfides
     --md-structures "${MD_STRUCTURES:-2}" --md-steps "${MD_STEPS:-1000}" --frames 50 \
     --holdout-steps 1000 --holdout-frames 50 --rcut "${RCUT:-6.0}" \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
-    --baseline nvnmd/data/lgps_student.pb --train-steps "${TRAIN_STEPS:-100000}" -o student/distill/sulfides
+    --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-100000}" -o student/distill/sulfides
