@@ -83,10 +83,16 @@ def test_local_cluster_sweep_writes_one_table_and_the_plots(reference):
     assert [r.split(",")[:3] for r in rows[1:]] == [["ge_s0", "Ge2Li20P4S24", "900.0"], ["ge_s0", "Ge2Li20P4S24", "1200.0"],
                                                     ["s1", "Ge2Li20P4S24", "900.0"], ["s1", "Ge2Li20P4S24", "1200.0"]]
     comps = (out / "compositions.csv").read_text().splitlines()
-    assert comps[0] == "label,formula,natoms,n_temperatures,Ea_eV,Ea_err_eV,sigma_300K_mS_cm,sigma_300K_err_mS_cm"
+    assert comps[0] == ("label,formula,natoms,n_temperatures,Ea_eV,Ea_err_eV,sigma_300K_mS_cm,sigma_300K_err_mS_cm,"
+                        "site_disorder,exp_sigma_mS_cm,exp_T_K,exp_Ea_eV,exp_ref,exp_doi")
     assert [c.split(",")[:4] for c in comps[1:]] == [["ge_s0", "Ge2Li20P4S24", "50", "2"], ["s1", "Ge2Li20P4S24", "50", "2"]]
+    # every LGPS row carries its experiment (Kamaya et al. 2011); LGPS has no site disorder
+    assert [c.split(",")[8:] for c in comps[1:]] == [["", "12.0", "300.0", "0.25", "kamaya2011", "10.1038/nmat3066"]] * 2
     summary = json.loads((out / "conductivity.json").read_text())
     assert [c["label"] for c in summary["compositions"]] == ["ge_s0", "s1"]
+    assert [c["experiment"]["ref"] for c in summary["compositions"]] == ["kamaya2011"] * 2
+    assert summary["experiment_LGPS"]["sigma_300K_mS_cm"] == 12.0 and summary["experiment_LGPS"]["Ea_eV"] == [0.22, 0.25]
+    assert "experiment Kamaya 2011 (doi:10.1038/nmat3066): 12 mS/cm at 300 K, Ea 0.25 eV" in stdout
     assert {r["run_dir"] for r in summary["runs"]} == {"ge_s0/T900K", "ge_s0/T1200K", "s1/T900K", "s1/T1200K"}
     assert "arrhenius" not in summary  # one fit per composition, none for the sweep as a whole
     for name in ("msd.png", "arrhenius.png", "composition.png", "msd_energy.png"):
