@@ -225,8 +225,8 @@ def match(formula: str, disorder: float | None = None) -> dict | None:
         out["model_site_disorder"] = disorder
         if disorder is not None and best.site_disorder is not None \
                 and abs(best.site_disorder - disorder) > DISORDER_TOLERANCE:
-            out["note"] = (f"the sample's S/X site disorder is {best.site_disorder:.2f}, the structure's "
-                           f"{disorder:.2f}: no measurement at the structure's disorder is in the table")
+            out["note"] = (f"measured on a sample with S/X site disorder {best.site_disorder:.2f}, this structure "
+                           f"has {disorder:.2f}")
     if best.note:
         out["note"] = "; ".join(filter(None, [out.get("note"), best.note]))
     return out

@@ -161,7 +161,7 @@ def _plots(outdir, compositions, runs, results, comps, ion, T_cmp) -> None:
     _save(fig, outdir / "msd.png")
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2) if n == 1 else (9.5, 4.6))
     for c, comp in zip(compositions, comps):
         T = np.array([float(t) for t in c.temperatures])
         s = np.array([by[(c.label, t)]["row"]["sigma_mS_cm"] for t in T])
@@ -178,7 +178,10 @@ def _plots(outdir, compositions, runs, results, comps, ion, T_cmp) -> None:
     _mark_experiments(ax, comps, colors)
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel("log10(σT / (mS K/cm))")
-    ax.legend(fontsize=8)
+    if n == 1:
+        ax.legend(fontsize=8)
+    else:  # one fit and one experiment per composition: beside the axes, not over the points
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     _save(fig, outdir / "arrhenius.png")
     plt.close(fig)
