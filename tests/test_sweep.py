@@ -87,12 +87,12 @@ def test_local_cluster_sweep_writes_one_table_and_the_plots(reference):
                         "site_disorder,exp_sigma_mS_cm,exp_T_K,exp_Ea_eV,exp_ref,exp_doi")
     assert [c.split(",")[:4] for c in comps[1:]] == [["ge_s0", "Ge2Li20P4S24", "50", "2"], ["s1", "Ge2Li20P4S24", "50", "2"]]
     # every LGPS row carries its experiment (Kamaya et al. 2011); LGPS has no site disorder
-    assert [c.split(",")[8:] for c in comps[1:]] == [["", "12.0", "300.0", "0.25", "kamaya2011", "10.1038/nmat3066"]] * 2
+    assert [c.split(",")[8:] for c in comps[1:]] == [["", "12.0", "298.15", "0.25", "kamaya2011", "10.1038/nmat3066"]] * 2
     summary = json.loads((out / "conductivity.json").read_text())
     assert [c["label"] for c in summary["compositions"]] == ["ge_s0", "s1"]
     assert [c["experiment"]["ref"] for c in summary["compositions"]] == ["kamaya2011"] * 2
     assert summary["experiment_LGPS"]["sigma_300K_mS_cm"] == 12.0 and summary["experiment_LGPS"]["Ea_eV"] == [0.22, 0.25]
-    assert "experiment Kamaya 2011 (doi:10.1038/nmat3066): 12 mS/cm at 300 K, Ea 0.25 eV" in stdout
+    assert "experiment Kamaya 2011 (doi:10.1038/nmat3066): 12 mS/cm at 298 K, Ea 0.25 eV" in stdout
     assert {r["run_dir"] for r in summary["runs"]} == {"ge_s0/T900K", "ge_s0/T1200K", "s1/T900K", "s1/T1200K"}
     assert "arrhenius" not in summary  # one fit per composition, none for the sweep as a whole
     for name in ("msd.png", "arrhenius.png", "composition.png", "msd_energy.png"):
@@ -319,10 +319,10 @@ def test_every_composition_row_carries_its_experiment_or_none(reference, tmp_pat
     col = {name: i for i, name in enumerate(rows[0])}
     got = {r[0]: {k: r[col[k]] for k in ("site_disorder", "exp_sigma_mS_cm", "exp_T_K", "exp_Ea_eV", "exp_ref",
                                          "exp_doi")} for r in rows[1:]}
-    assert got["cl_ordered"] == {"site_disorder": "0.0", "exp_sigma_mS_cm": "1.3", "exp_T_K": "298.15",
+    assert got["cl_ordered"] == {"site_disorder": "0.0", "exp_sigma_mS_cm": "2.05", "exp_T_K": "298.15",
                                  "exp_Ea_eV": "0.45", "exp_ref": "kraft2017_cl", "exp_doi": "10.1021/jacs.7b06327"}
     assert got["cl_disordered"] == {**got["cl_ordered"], "site_disorder": "0.5"}
-    assert got["i_ordered"]["exp_ref"] == "kraft2017_i" and got["i_ordered"]["exp_sigma_mS_cm"] == "0.001"
+    assert got["i_ordered"]["exp_ref"] == "kraft2017_i" and got["i_ordered"]["exp_sigma_mS_cm"] == "0.0013"
     assert got["sige"] == dict.fromkeys(got["sige"], "")  # no published experiment: empty, not a neighbour's
     js = {c["label"]: c for c in json.loads((out / "conductivity.json").read_text())["compositions"]}
     assert js["sige"]["experiment"] is None and js["sige"]["site_disorder"] is None
