@@ -262,3 +262,25 @@ def lgps_reference() -> dict:
 def table_rows() -> list[dict]:
     """The table as plain dicts (README, JSON)."""
     return [{**asdict(e), "cite": e.cite} for e in EXPERIMENTS]
+
+
+def _num(x, unit="") -> str:
+    return "–" if x is None else f"{x:.3g}{unit}"
+
+
+def table_markdown() -> str:
+    """The table as the README shows it (tests/test_experiments.py keeps the README equal to this;
+    `python -m nvnmd.analysis.experiments` prints it)."""
+    lines = ["| composition | σ(RT) (mS/cm) at T | Ea (eV) | sample S/X disorder | method | reference | what was checked |",
+             "|---|---|---|---|---|---|---|"]
+    for e in EXPERIMENTS:
+        sigma = f"{_num(e.sigma_mS_cm)} at {e.T_K:.0f} K" if e.sigma_mS_cm is not None else "–"
+        ea = _num(e.Ea_eV) + (f" ({e.T_range_K[0]:.0f}–{e.T_range_K[1]:.0f} K)" if e.T_range_K else "")
+        ref = f"`{e.key}`: {e.short}, {e.journal} {e.volume}, {e.pages}, doi:{e.doi}"
+        method = e.method + (f". Note: {e.note}" if e.note else "")
+        lines.append(f"| {e.formula} | {sigma} | {ea} | {_num(e.site_disorder)} | {method} | {ref} | {e.verified} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(table_markdown(), end="")
