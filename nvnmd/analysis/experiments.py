@@ -141,7 +141,9 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(key="rao2011_i", formula="Li6PS5I", sigma_mS_cm=4.6e-4, **_RAO),
 )
 BY_KEY = {e.key: e for e in EXPERIMENTS}
-DISORDER_TOLERANCE = 0.1  # |model − sample| site disorder above which the row says they differ
+# |structure − sample| site disorder up to which they count as the same: half the step of a
+# conventional cell (one halide of four moved = 0.25), so a one-cell model can match any sample
+DISORDER_TOLERANCE = 0.125
 
 _TOKEN = re.compile(r"([A-Z][a-z]?|\(|\))(\d+(?:\.\d*)?|\.\d+)?")
 
@@ -237,8 +239,9 @@ def match(formula: str, disorder: float | None = None) -> dict | None:
     if best.site_disorder is not None or disorder is not None:
         out["sample_site_disorder"] = best.site_disorder
         out["model_site_disorder"] = disorder
-        if disorder is not None and best.site_disorder is not None \
-                and abs(best.site_disorder - disorder) > DISORDER_TOLERANCE:
+        out["same_disorder"] = None if disorder is None or best.site_disorder is None else \
+            bool(abs(best.site_disorder - disorder) <= DISORDER_TOLERANCE)
+        if out["same_disorder"] is False:
             out["note"] = (f"measured on a sample with S/X site disorder {best.site_disorder:.2f}, this structure "
                            f"has {disorder:.2f}")
     if best.note:

@@ -197,15 +197,20 @@ def _plots(outdir, compositions, runs, results, comps, ion, T_cmp) -> None:
         xs = np.array([i for i, e in enumerate(exps) if e.get("sigma_mS_cm") is not None])
         xe = np.array([i for i, e in enumerate(exps) if e.get("Ea_eV") is not None])
         a1.errorbar(x - 0.12, s300, yerr=np.nan_to_num(s300e), fmt="o", label="MD (Arrhenius, 300 K)")
-        if len(xs):
-            a1.plot(xs + 0.12, [exps[i]["sigma_mS_cm"] for i in xs], "s", mfc="none", mec="k", label="experiment (RT)")
+        other = np.array([exps[i].get("same_disorder") is False for i in range(n)], dtype=bool)
+        for sel, mec, what in ((~other, "k", "experiment (RT)"), (other, "0.6", "experiment, other S/X disorder")):
+            xi = np.array([i for i in xs if sel[i]], dtype=int)
+            if len(xi):
+                a1.plot(xi + 0.12, [exps[i]["sigma_mS_cm"] for i in xi], "s", mfc="none", mec=mec, label=what)
         values = np.concatenate([s300, [exps[i]["sigma_mS_cm"] for i in xs]])
         if np.all(np.isfinite(values)) and np.all(values > 0):
             a1.set_yscale("log")
         a1.set_ylabel("σ(300 K) (mS/cm)")
         a2.errorbar(x - 0.12, ea, yerr=np.nan_to_num(eae), fmt="o", label="MD")
-        if len(xe):
-            a2.plot(xe + 0.12, [exps[i]["Ea_eV"] for i in xe], "s", mfc="none", mec="k", label="experiment")
+        for sel, mec, what in ((~other, "k", "experiment"), (other, "0.6", "experiment, other S/X disorder")):
+            xi = np.array([i for i in xe if sel[i]], dtype=int)
+            if len(xi):
+                a2.plot(xi + 0.12, [exps[i]["Ea_eV"] for i in xi], "s", mfc="none", mec=mec, label=what)
         a2.set_ylabel("Ea (eV)")
         for a in (a1, a2):
             a.legend(fontsize=7)
