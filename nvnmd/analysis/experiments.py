@@ -13,7 +13,7 @@ doi:10.1038/s41524-022-00951-z), which gives σ with its measuring temperature).
 was re-read in full. A value not checkable there is said to be recalled; a value read off a
 figure is marked "≈".
 
-Matching (`match(formula, site_disorder)`): the composition as element fractions (any
+Matching (`match(formula, disorder)`, `match_atoms(atoms)`): the composition as element fractions (any
 multiple of the formula unit, fractional subscripts as published) must equal the entry's;
 for Li6PS5X argyrodites, which the literature measures at a known S2−/X− site disorder, the
 entry whose measured disorder is closest to the structure's wins, and the row says when the

@@ -16,8 +16,9 @@
                       per atom against time (as Figure 6b of the seed paper, ordered against
                       disordered Li6PS5Cl)
 The experiments are nvnmd.analysis.experiments (one table, cited); a composition finds its
-entry by formula and, for argyrodites, by S/X site disorder. Nothing in them depends on wall time or on where -o is, so a sweep interrupted and resumed
-writes the same table as one that ran through.
+entry by formula and, for argyrodites, by S/X site disorder. Nothing in them depends on wall
+time or on where -o is, so a sweep interrupted and resumed writes the same table as one that
+ran through.
 """
 
 from __future__ import annotations
