@@ -28,16 +28,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from nvnmd.analysis.experiments import lgps_reference  # noqa: E402
 from nvnmd.cli import main as nvnmd_main  # noqa: E402
 from nvnmd.md.engine import MDConfig  # noqa: E402
 from nvnmd.student import default_student_path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-# LGPS (Li10GeP2S12) experiment, Kamaya et al., Nat. Mater. 10, 682 (2011): 12 mS/cm at room
-# temperature (Ea ≈ 0.25 eV there); other experiments report Ea down to ≈ 0.22 eV.
-EXPERIMENT = {"sigma_300K_mS_cm": 12.0, "Ea_eV": [0.22, 0.25],
-              "source": "σ: Kamaya et al., Nat. Mater. 10, 682 (2011); Ea: range of reported experimental values"}
+# LGPS (Li10GeP2S12) experiment: σ of Kamaya et al. 2011, Ea range of the table's Li10GeP2S12
+# entries (Kuhn 2013 0.22, Kamaya 0.25 eV), from the one table nvnmd/analysis/experiments.py
+EXPERIMENT = lgps_reference()
 
 
 def sha256(path: Path) -> str:

@@ -83,10 +83,16 @@ def test_local_cluster_sweep_writes_one_table_and_the_plots(reference):
     assert [r.split(",")[:3] for r in rows[1:]] == [["ge_s0", "Ge2Li20P4S24", "900.0"], ["ge_s0", "Ge2Li20P4S24", "1200.0"],
                                                     ["s1", "Ge2Li20P4S24", "900.0"], ["s1", "Ge2Li20P4S24", "1200.0"]]
     comps = (out / "compositions.csv").read_text().splitlines()
-    assert comps[0] == "label,formula,natoms,n_temperatures,Ea_eV,Ea_err_eV,sigma_300K_mS_cm,sigma_300K_err_mS_cm"
+    assert comps[0] == ("label,formula,natoms,n_temperatures,Ea_eV,Ea_err_eV,sigma_300K_mS_cm,sigma_300K_err_mS_cm,"
+                        "site_disorder,exp_sigma_mS_cm,exp_T_K,exp_Ea_eV,exp_ref,exp_doi")
     assert [c.split(",")[:4] for c in comps[1:]] == [["ge_s0", "Ge2Li20P4S24", "50", "2"], ["s1", "Ge2Li20P4S24", "50", "2"]]
+    # every LGPS row carries its experiment (Kamaya et al. 2011); LGPS has no site disorder
+    assert [c.split(",")[8:] for c in comps[1:]] == [["", "12.0", "298.15", "0.25", "kamaya2011", "10.1038/nmat3066"]] * 2
     summary = json.loads((out / "conductivity.json").read_text())
     assert [c["label"] for c in summary["compositions"]] == ["ge_s0", "s1"]
+    assert [c["experiment"]["ref"] for c in summary["compositions"]] == ["kamaya2011"] * 2
+    assert summary["experiment_LGPS"]["sigma_300K_mS_cm"] == 12.0 and summary["experiment_LGPS"]["Ea_eV"] == [0.22, 0.25]
+    assert "experiment Kamaya 2011 (doi:10.1038/nmat3066): 12 mS/cm at 298 K, Ea 0.25 eV" in stdout
     assert {r["run_dir"] for r in summary["runs"]} == {"ge_s0/T900K", "ge_s0/T1200K", "s1/T900K", "s1/T1200K"}
     assert "arrhenius" not in summary  # one fit per composition, none for the sweep as a whole
     for name in ("msd.png", "arrhenius.png", "composition.png", "msd_energy.png"):
@@ -286,3 +292,43 @@ def test_a_scheduler_address_where_something_else_listens_is_refused(files, tmp_
         server.close()
     assert code == 2 and err.count("\n") == 1 and "not a dask scheduler" in err, err
     assert not run_dirs(tmp_path / "o")
+
+
+def test_every_composition_row_carries_its_experiment_or_none(reference, tmp_path):
+    """The table writer on compositions the sim image cannot run (argyrodites, the x = 0.5
+    Si/Ge solid solution): real structures from `nvnmd structure`, each given the real
+    analysed runs of the reference sweep, so only the experiment columns differ."""
+    from nvnmd.md.engine import MDConfig
+    from nvnmd.md.results import write_results
+    from nvnmd.md.workflow import Composition, Run, analyse_run
+    from nvnmd.structures import build
+
+    ref, _, _ = reference
+    temps = [900.0, 1200.0]
+    measured = [analyse_run(ref / "ge_s0" / f"T{T:.0f}K", T) for T in temps]
+    comps = [Composition("cl_ordered", build("argyrodite", halide="Cl"), temps),
+             Composition("cl_disordered", build("argyrodite", halide="Cl", site_disorder=0.5), temps),
+             Composition("i_ordered", build("argyrodite", halide="I"), temps),
+             Composition("sige", build("lgps", m="Ge:0.5,Si:0.5"), temps)]
+    runs = [Run(c.label, T, tmp_path / c.label / f"T{T:.0f}K", f"{c.label}/T{T:.0f}K", MDConfig(), c.atoms)
+            for c in comps for T in temps]
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = write_results(out, comps, runs, measured * len(comps), MDConfig(), log=lambda *_: None)
+    rows = [r.split(",") for r in (out / "compositions.csv").read_text().splitlines()]
+    col = {name: i for i, name in enumerate(rows[0])}
+    got = {r[0]: {k: r[col[k]] for k in ("site_disorder", "exp_sigma_mS_cm", "exp_T_K", "exp_Ea_eV", "exp_ref",
+                                         "exp_doi")} for r in rows[1:]}
+    assert got["cl_ordered"] == {"site_disorder": "0.0", "exp_sigma_mS_cm": "2.05", "exp_T_K": "298.15",
+                                 "exp_Ea_eV": "0.45", "exp_ref": "kraft2017_cl", "exp_doi": "10.1021/jacs.7b06327"}
+    assert got["cl_disordered"] == {**got["cl_ordered"], "site_disorder": "0.5"}
+    assert got["i_ordered"]["exp_ref"] == "kraft2017_i" and got["i_ordered"]["exp_sigma_mS_cm"] == "0.0013"
+    assert got["sige"] == dict.fromkeys(got["sige"], "")  # no published experiment: empty, not a neighbour's
+    js = {c["label"]: c for c in json.loads((out / "conductivity.json").read_text())["compositions"]}
+    assert js["sige"]["experiment"] is None and js["sige"]["site_disorder"] is None
+    assert js["cl_ordered"]["experiment"]["other_refs"] == ["rao2011_cl"]
+    assert "0.62" in js["cl_ordered"]["experiment"]["note"]  # the sample is disordered; the model is not
+    assert js["i_ordered"]["experiment"]["sample_site_disorder"] == 0.0 and "note" not in js["i_ordered"]["experiment"]
+    assert summary["compositions"][0]["experiment"]["citation"].startswith("M. A. Kraft")
+    for name in ("arrhenius.png", "composition.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -493,14 +493,23 @@ def _print_summary(summary: dict, out: Path) -> None:
         name = f"{c['label']} ({c['formula']}): " if len(comps) > 1 else ""
         if math.isfinite(fit["Ea_eV"]):
             print(f"{name}Ea = {fit['Ea_eV']:.3f} ± {fit['Ea_err_eV']:.3f} eV, σ(300 K) = {fit['sigma_300K_mS_cm']:.3g} "
-                  f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm" + ("" if len(comps) > 1 else
-                                                                   " (LGPS experiment: 12 mS/cm, 0.22–0.25 eV)"))
+                  f"± {fit['sigma_300K_err_mS_cm']:.2g} mS/cm; {_versus(c.get('experiment'))}")
         elif len(comps) > 1 or len(summary["runs"]) > 1:
-            print(f"{name}no Arrhenius fit: {fit.get('note', '')}")
+            print(f"{name}no Arrhenius fit: {fit.get('note', '')}; {_versus(c.get('experiment'))}")
     names = ["conductivity.json", "conductivity.csv", "compositions.csv", "msd.png", "arrhenius.png"]
     names += ["composition.png"] if len(comps) > 1 else []
     names += ["msd_energy.png"] if (out / "msd_energy.png").exists() else []
     print(f"wrote {out}/{', '.join(names)}")
+
+
+def _versus(exp: dict | None) -> str:
+    """What a composition's numbers are compared with, in the summary line."""
+    if not exp:
+        return "no published experiment for this composition in nvnmd.analysis.experiments"
+    parts = [f"{exp['sigma_mS_cm']:.3g} mS/cm at {exp['T_K']:.0f} K"] if exp["sigma_mS_cm"] is not None else []
+    parts += [f"Ea {exp['Ea_eV']:.2f} eV"] if exp["Ea_eV"] is not None else []
+    extra = f"; {exp['note']}" if exp.get("note") else ""
+    return f"experiment {exp['short']} (doi:{exp['doi']}): {', '.join(parts)}{extra}"
 
 
 def cmd_demo(args) -> int:

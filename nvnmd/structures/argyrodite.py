@@ -22,8 +22,11 @@ Another origin choice swaps the labels 4a/4c/4d; the physics is the pair of free
 sites: the cage centre (here 4d, S2− when ordered) and the other (here 4a, X−).
 
 `site_disorder` s: the fraction of X− on the cage-centre sites, the same number of S2−
-moving to the X sites (s = 0 ordered; Kraft et al. report s ≈ 0.4 (Cl), ≈ 0.25–0.3 (Br),
-≈ 0 (I); quoted from memory, a guide only). 24 Li per conventional cell take the 48 h sites by
+moving to the X sites (s = 0 ordered; s = 0.5 random). Measured samples are anion-mixed
+except the iodide: Kraft et al.'s neutron refinements give s ≈ 0.62 (Cl), 0.22 (Br), 0 (I) as
+quoted in nvnmd/analysis/experiments.py, which says how far that was checked (an earlier
+recollection here gave 0.4 for Cl, perhaps the other site's share, 1 − 0.62; not checkable
+here). 24 Li per conventional cell take the 48 h sites by
 `order_sites`. Same seed, same cell.
 """
 
