@@ -121,7 +121,8 @@ def run(args) -> dict:
                 rows.append({"what": f"{part}, LANES={n}, {mhz:g} MHz ({tag})", "us_per_atom_step": us,
                              "cycles_per_atom": per_atom[n], "lanes": n, "part": part, "clock_mhz": mhz, "fits": fit})
                 if copies > 1:
-                    rows.append({"what": f"  ... {copies} cores side by side", "us_per_atom_step": us / copies,
+                    rows.append({"what": f"  ... {copies} cores side by side ({part.split()[0]}, LANES={n}, {mhz:g} MHz)",
+                                 "us_per_atom_step": us / copies,
                                  "lanes": n, "part": part, "clock_mhz": mhz, "fits": True, "copies": copies})
     rows.append({"what": "NVNMD-v2 on one FPGA (published)", "us_per_atom_step": NVNMD_V2_US})
     sim_us = _sim_us(image, reqs[:2], getattr(args, "repeat", 3) or 3)
