@@ -202,7 +202,8 @@ def test_ensemble_options_and_their_one_line_errors(tmp_path):
                        (("--ensemble-size", "2", "--accurate-fraction", "1.5"), "at most 1"),
                        (("--ensemble-size", "2", "--explore-temperatures", "900,x"), "comma-separated numbers"),
                        (("--ensemble-size", "2", "--max-candidates", "0"), "> 0"),
-                       (("--trust-lo", "0.05"), "give --ensemble-size 2 to 4 with it")]:
+                       (("--trust-lo", "0.05"), "give --ensemble-size 2 to 4 with it"),
+                       (("--ensemble", "2"), "give --ensemble-size 2")]:
         with pytest.raises(NvnmdError, match=what) as exc:
             cfg(*argv)
         assert "\n" not in str(exc.value)

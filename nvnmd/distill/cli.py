@@ -171,6 +171,9 @@ def config_from_args(args) -> DistillConfig:
     known = {f.name for f in fields(DistillConfig)}
     assert set(kw) <= known
     cfg = DistillConfig(**kw)
+    if cfg.ensemble.isdigit():  # DP-GEN users may reach for --ensemble N
+        raise NvnmdError(f"--ensemble is the MD thermostat (csvr, langevin, nose-hoover); for an exploration "
+                         f"ensemble of {cfg.ensemble} students give --ensemble-size {cfg.ensemble}")
     if cfg.ensemble not in ("csvr", "langevin", "nose-hoover"):
         raise NvnmdError(f"--ensemble must be csvr, langevin or nose-hoover (NVT), got {cfg.ensemble}")
     return cfg

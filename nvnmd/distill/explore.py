@@ -306,7 +306,7 @@ def _deviations(cfg, models, trajs, tmap, beat) -> list[dict]:
         frames = read(str(run / "traj.extxyz"), index=":", format="extxyz")[1:]  # the start is data already
         coords = np.array([f.positions for f in frames]).reshape(-1, len(c.symbols), 3)
         cells = np.array([f.cell.array for f in frames]).reshape(-1, 3, 3)
-        steps = np.array([int(round(float(f.info["time_ps"]) * 1000.0 / cfg.dt_fs)) for f in frames], dtype=np.int64)
+        steps = np.array([int(f.info["step"]) for f in frames], dtype=np.int64)
         types = np.array([tmap.index(s) for s in c.symbols])
         if len(frames):
             e, f, v = ensemble_predictions(loaded, coords, cells, types)
