@@ -175,6 +175,7 @@ def test_explore_frames_carry_the_teachers_labels_once(run):
     teacher = make_backend("teacher", teacher=None)[0]
     index = {t: k for k, t in enumerate(teacher.type_map)}
     types = np.array([index[s["atom_names"][t]] for t in s["atom_types"]])
-    res = teacher.compute(s["coords"][0], types, s["cells"][0])
-    assert s["energies"][0] == pytest.approx(res.energy, abs=1e-6)
-    np.testing.assert_allclose(s["forces"][0], res.forces, atol=1e-6)
+    res = teacher.compute(s["coords"][0], types, s["cells"][0])  # float64, summed in another order than a worker's
+    assert s["energies"][0] == pytest.approx(res.energy, abs=1e-5)
+    np.testing.assert_allclose(s["forces"][0], res.forces, atol=1e-5)
+    np.testing.assert_allclose(s["virials"][0].reshape(3, 3), res.virial, atol=1e-4)
