@@ -231,3 +231,31 @@ def test_the_ensemble_may_be_added_before_train_starts(tmp_path):
     man.start("train")
     with pytest.raises(NvnmdError, match=r"ensemble_size \(used by train\)"):
         Manifest(tmp_path).bind(on, teacher, FIRST_STAGE, STAGES)
+
+
+def test_the_committed_lgps_run_resumes_as_finished(tmp_path, monkeypatch):
+    """student/distill/lgps, made before the explore stage existed, rerun with lgps.sh's arguments
+    (no ensemble): every stage kept, nothing redone, the same parameters and stages recorded."""
+    import argparse
+    import shutil
+
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.pipeline import distill
+
+    root = DATA.parents[1]
+    run = tmp_path / "lgps"
+    shutil.copytree(root / "student" / "distill" / "lgps", run)
+    before = json.loads((run / "manifest.json").read_text())
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["distill", "--structure", "nvnmd/data/lgps_relaxed.extxyz", "--reference-data",
+                              before["parameters"]["reference_data"], "--reference-every", "10", "--baseline",
+                              "nvnmd/data/lgps_student.pb", "--train-steps", "100000", "--quiet", "-o", str(run)])
+    monkeypatch.chdir(root)  # lgps.sh runs from the repository root: the recorded paths are relative to it
+    lines = []
+    t0 = time.time()
+    report = distill(config_from_args(args), run, log_fn=lines.append)
+    assert report["status"] == "accepted" and time.time() - t0 < 60
+    assert sum("done before" in line for line in lines) == 7 and not any("explore" in line for line in lines)
+    after = json.loads((run / "manifest.json").read_text())
+    assert after["parameters"] == before["parameters"] and after["stages"] == before["stages"]
