@@ -103,7 +103,7 @@ def test_explore_round_counts_and_candidates(run):
     ex = man["stages"]["explore"]
     assert ex["attempts"] == 2 and ex["info"]["stopped"] in ("rounds exhausted", "converged", "no candidates")
     (rec,) = ex["info"]["rounds"]
-    assert rec == json.loads((out / "explore" / "iter.000" / "round.json").read_text()) == ex["rounds"][0]
+    assert rec == json.loads((out / "explore" / "iter.000" / "round.json").read_text())
     assert rec["trajectories"] == 2 * 2 and rec["temperatures_K"] == [900.0, 1000.0]  # -T and the robustness T
     if rec["blown_up"]:  # a 100-step student may blow up: its frames up to there are judged
         assert 0 < rec["explored"] < 4 * 40 // 4

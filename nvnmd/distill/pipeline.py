@@ -278,7 +278,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from nvnmd.distill.explore import explore as run_rounds
 
         def on_round(records):  # each finished round in the manifest at once, not only at the end
-            man.stage("explore")["rounds"] = records
+            man.stage("explore")["info"] = {"rounds": records}
             man.save()
 
         return run_rounds(cfg, outdir, comps, tmap, sel_for,
