@@ -198,7 +198,7 @@ def test_ensemble_options_and_their_one_line_errors(tmp_path):
     assert DistillConfig(temperatures=(700.0, 900.0)).exploration_temperatures == (700.0, 900.0, 1000.0)
     for argv, what in [(("--ensemble-size", "1"), "2 to 4 students, got 1"), (("--ensemble-size", "5"), "got 5"),
                        (("--ensemble-size", "2", "--trust-lo", "0.3", "--trust-hi", "0.3"), "--trust-lo must be below"),
-                       (("--ensemble-size", "2", "--trust-lo", "0.4"), "0.4 >= 0.3"),
+                       (("--ensemble-size", "2", "--trust-lo", "0.5"), "0.5 >= 0.45"),
                        (("--ensemble-size", "2", "--accurate-fraction", "1.5"), "at most 1"),
                        (("--ensemble-size", "2", "--explore-temperatures", "900,x"), "comma-separated numbers"),
                        (("--ensemble-size", "2", "--max-candidates", "0"), "> 0"),

@@ -53,7 +53,7 @@ EXPLORE_OPTIONS = [
     ("--explore-temperatures", "explore_temperatures", "floats",
      "exploration MD temperatures, comma-separated (K; default: --temperatures and the robustness run's)"),
     ("--trust-lo", "trust_lo", float, "frames with max force deviation below this are accurate (eV/Å; "
-                                      "DP-GEN's model_devi_f_trust_lo; from the board-sized student's error)"),
+                                      "DP-GEN's model_devi_f_trust_lo; set from two board-sized students' spread, see config.py)"),
     ("--trust-hi", "trust_hi", float, "frames at or above this failed, between lo and hi candidates (eV/Å; "
                                       "DP-GEN's model_devi_f_trust_hi)"),
     ("--max-candidates", "max_candidates", int, "candidates labelled per composition and round (seeded random "
