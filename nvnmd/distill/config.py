@@ -21,8 +21,8 @@ EXPLORE = ("explore_rounds", "explore_train_steps", "explore_steps", "explore_ev
            "trust_lo", "trust_hi", "max_candidates", "accurate_fraction")
 
 # the first stage whose output each parameter changes (pipeline.STAGES order); a resume may change a
-# parameter while that stage has not started, since nothing made so far depends on it. Unlisted
-# parameters belong to the first stage.
+# parameter while neither that stage nor a later one has started (Manifest.bind), since nothing made
+# so far depends on it. Unlisted parameters belong to the first stage.
 FIRST_STAGE = {
     "structures": "perturb",
     **dict.fromkeys(("temperatures", "md_steps", "dt_fs", "ensemble", "tau_fs", "holdout_steps",
