@@ -1,32 +1,55 @@
 """`nvnmd distill` end to end on a tiny setting with the REAL embedded teacher (DPA4-Neo-OMat24):
-the shipped 50-atom LGPS cell, 2 perturbed structures x 20 MD steps, 5 frames each, 200
-training steps, a 0.2 ps robustness run. Then: a rerun redoes nothing, changed parameters
-are refused in one line. Needs the distill extra; a few minutes on 2 cores."""
+the shipped 50-atom LGPS cell, 2 perturbed structures x 20 MD steps, 5 frames each, then one
+round of the explore stage (2 students of 100 steps, 40 MD steps at 900 and 1000 K from each
+structure, at most 4 candidates labelled), 200 training steps, a 0.2 ps robustness run. The run
+is killed (kill -9) mid-round, once the round has picked its candidates, and resumed. Then: the
+deviations are deepmd-kit's numbers for those models, the added frames carry the teacher's
+labels and are there once, a rerun redoes nothing, changed parameters are refused in one line.
+(A run without the ensemble, end to end: tests/test_distill_species.py.) Needs the distill
+extra; a few minutes on 2 cores."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[1] / "nvnmd" / "data"
+TRUST = (0.05, 2.0)  # eV/Å: wide, for students of 100 steps (the defaults suit trained ones)
+ENSEMBLE = ["--ensemble-size", "2", "--explore-rounds", "1", "--explore-train-steps", "100", "--explore-steps", "40",
+            "--explore-every", "4", "--trust-lo", str(TRUST[0]), "--trust-hi", str(TRUST[1]), "--max-candidates", "4"]
 TINY = ["--structure", str(DATA / "lgps_relaxed.extxyz"), "--md-structures", "2", "--md-steps", "20", "--frames", "5",
         "--holdout-steps", "10", "--holdout-frames", "5", "--train-steps", "200", "--robust-ps", "0.2",
-        "--calib-frames", "10", "--reference-data", str(DATA / "frames" / "lgps50"), "--quiet"]
+        "--calib-frames", "10", "--reference-data", str(DATA / "frames" / "lgps50"), "--quiet", *ENSEMBLE]
+
+
+def _command(args, out):
+    return [sys.executable, "-m", "nvnmd.cli", "distill", *args, "-o", str(out)]
 
 
 def _distill(args, out):
-    return subprocess.run([sys.executable, "-m", "nvnmd.cli", "distill", *args, "-o", str(out)],
-                          capture_output=True, text=True, timeout=1200)
+    return subprocess.run(_command(args, out), capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("distill") / "tiny"
-    p = _distill(TINY, out)
-    return out, p
+    picked = out / "explore" / "iter.000" / "candidates.npz"
+    with open(out.parent / "killed.log", "w") as log:  # the first attempt: kill -9 once candidates are picked
+        proc = subprocess.Popen(_command(TINY, out), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        while proc.poll() is None and not picked.exists():
+            time.sleep(0.2)
+        killed = proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)  # its teacher workers too
+        proc.wait()
+    assert killed, (out.parent / "killed.log").read_text()[-2000:]
+    assert not (out / "explore" / "iter.000" / "round.json").exists()
+    return out, _distill(TINY, out)
 
 
 def test_pipeline_runs_every_stage(run):
@@ -67,7 +90,92 @@ def test_rerun_redoes_nothing_and_refuses_other_parameters(run):
     out, _ = run
     before = (out / "student.pb").read_bytes()
     p = _distill(TINY, out)
-    assert p.stdout.count("done before") == 7, p.stdout
+    assert p.stdout.count("done before") == 8, p.stdout
     assert (out / "student.pb").read_bytes() == before
     p = _distill([*TINY, "--md-steps", "30"], out)
     assert p.returncode == 2 and "md_steps" in p.stderr and p.stderr.strip().count("\n") == 0, p.stderr
+
+
+def test_explore_round_counts_and_candidates(run):
+    out, p = run
+    assert p.returncode in (0, 1), p.stderr[-2000:]
+    man = json.loads((out / "manifest.json").read_text())
+    ex = man["stages"]["explore"]
+    assert ex["attempts"] == 2 and ex["info"]["stopped"] in ("rounds exhausted", "converged", "no candidates")
+    (rec,) = ex["info"]["rounds"]
+    assert rec == json.loads((out / "explore" / "iter.000" / "round.json").read_text())
+    assert rec["trajectories"] == 2 * 2 and rec["temperatures_K"] == [900.0, 1000.0]  # -T and the robustness T
+    if rec["blown_up"]:  # a 100-step student may blow up: its frames up to there are judged
+        assert 0 < rec["explored"] < 4 * 40 // 4
+    else:
+        assert rec["explored"] == 4 * 40 // 4  # a frame every 4 steps, the start not counted
+    assert rec["accurate"] + rec["candidates"] + rec["failed"] == rec["explored"]
+    assert rec["accurate_fraction"] == pytest.approx(rec["accurate"] / rec["explored"])
+    assert rec["selected"] == min(4, rec["candidates"]) > 0, rec
+    assert rec["labelled"] + rec["dropped_max_force"] == rec["selected"] and rec["data"] == "data/iter.000"
+    assert len(set(rec["frames_sha256"])) == rec["selected"] and set(rec["wall_s"]) == {"train", "md", "deviation", "label"}
+    assert len(set(rec["seeds"])) == 2 and man["seeds"]["explore_train"]
+    with np.load(out / "explore" / "iter.000" / "candidates.npz") as z:
+        sigma = z["sigma"]
+    assert np.all((TRUST[0] <= sigma) & (sigma < TRUST[1]))
+    # the final student trained on the round's frames too, and the report shows the round
+    doc = json.loads((out / "train" / "input.json").read_text())
+    assert doc["model"]["descriptor"]["sel"] == man["stages"]["train"]["info"]["sel"]
+    assert doc["training"]["training_data"]["systems"] == ["../data/train", "../data/iter.000"]
+    report = json.loads((out / "validate" / "report.json").read_text())
+    assert report["exploration"]["rounds"][0]["labelled"] == rec["labelled"]
+    text = (out / "validate" / "report.txt").read_text()
+    assert "exploration: 1 round(s)" in text and "stage wall times (s): perturb" in text and " explore " in text
+
+
+def test_explore_deviation_is_deepmd_kits_on_those_models(run):
+    """The stored deviation of a frame == the students' forces from DeepPot, by hand, and ==
+    deepmd-kit's calc_model_devi_f; model_devi.out has it in DP-GEN's columns."""
+    from deepmd.infer import DeepPot
+    from deepmd.infer.model_devi import calc_model_devi_f
+
+    out, _ = run
+    rdir = out / "explore" / "iter.000"
+    run_dir = rdir / "md" / "s1_T1000K"
+    with np.load(run_dir / "devi.npz") as z:
+        devi = {k: z[k] for k in z.files}
+    assert len(devi["steps"]) and devi["steps"][0] == 4
+    models = [DeepPot(str(rdir / f"train.{m}" / "model.pb")) for m in range(2)]
+    types = np.loadtxt(out / "data" / "train" / "type.raw", dtype=int)
+    i = len(devi["steps"]) // 2
+    fs = np.array([dp.eval(devi["coords"][i].reshape(1, -1), devi["cells"][i].reshape(1, 9), types)[1][0]
+                   for dp in models])
+    mean = fs.mean(axis=0)
+    by_hand = max(np.sqrt(np.mean([np.sum((f[a] - mean[a]) ** 2) for f in fs])) for a in range(len(types)))
+    assert devi["max_devi_f"][i] == pytest.approx(by_hand, rel=1e-9)
+    assert devi["max_devi_f"][i] == pytest.approx(calc_model_devi_f(fs[:, None])[0][0], rel=1e-9)
+    table = np.loadtxt(run_dir / "model_devi.out")
+    assert open(run_dir / "model_devi.out").readline().split()[1:6] == ["step", "max_devi_v", "min_devi_v",
+                                                                         "avg_devi_v", "max_devi_f"]
+    np.testing.assert_allclose(table[:, 4], devi["max_devi_f"], rtol=1e-5)
+    np.testing.assert_array_equal(table[:, 0], devi["steps"])
+
+
+def test_explore_frames_carry_the_teachers_labels_once(run):
+    """data/iter.000 holds the picked frames (their sha256 as the manifest records them), each once
+    though the round was killed and resumed, with the teacher's own energies and forces."""
+    import dpdata
+
+    from nvnmd.backends import make_backend
+    from nvnmd.distill.data import frame_sha256
+
+    out, _ = run
+    rec = json.loads((out / "explore" / "iter.000" / "round.json").read_text())
+    s = dpdata.LabeledSystem(str(out / "data" / "iter.000"), fmt="deepmd/npy")
+    assert len(s) == rec["labelled"]
+    hashes = [frame_sha256(s["coords"][k], s["cells"][k])[:16] for k in range(len(s))]
+    assert len(set(hashes)) == len(s) and set(hashes) <= set(rec["frames_sha256"])
+    with np.load(out / "explore" / "iter.000" / "candidates.npz") as z:
+        assert [frame_sha256(c, b)[:16] for c, b in zip(z["coords"], z["cells"])] == rec["frames_sha256"]
+    teacher = make_backend("teacher", teacher=None)[0]
+    index = {t: k for k, t in enumerate(teacher.type_map)}
+    types = np.array([index[s["atom_names"][t]] for t in s["atom_types"]])
+    res = teacher.compute(s["coords"][0], types, s["cells"][0])  # float64, summed in another order than a worker's
+    assert s["energies"][0] == pytest.approx(res.energy, abs=1e-5)
+    np.testing.assert_allclose(s["forces"][0], res.forces, atol=1e-5)
+    np.testing.assert_allclose(s["virials"][0].reshape(3, 3), res.virial, atol=1e-4)

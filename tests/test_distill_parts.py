@@ -158,6 +158,109 @@ def test_manifest_refuses_a_changed_composition(tmp_path):
         Manifest(tmp_path).bind({"md_steps": 20}, extra("3" * 64))
 
 
+def test_force_deviation_is_dpgens_and_deepmd_kits():
+    """Per atom sqrt(mean_m |F_m - <F>|^2), the frame's max / min / mean over atoms: the same
+    numbers as deepmd-kit's own calc_model_devi_f (what `dp model-devi` and DP-GEN use)."""
+    from deepmd.infer.model_devi import calc_model_devi_f
+
+    from nvnmd.distill.explore import force_deviation
+
+    rng = np.random.default_rng(3)
+    fs = rng.normal(size=(3, 5, 7, 3))  # models, frames, atoms, xyz
+    got = force_deviation(fs)
+    for a, b in zip(got, calc_model_devi_f(fs)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    f = fs[:, 2, 4]  # one atom of one frame, by hand
+    mean = f.mean(axis=0)
+    by_hand = np.sqrt(np.mean([np.sum((fm - mean) ** 2) for fm in f]))
+    assert got[2][2] * 7 == pytest.approx(sum(np.sqrt(np.mean(np.sum((fs[:, 2, i] - fs[:, 2, i].mean(0)) ** 2, -1)))
+                                              for i in range(7)))
+    assert by_hand <= got[0][2] and by_hand >= got[1][2]
+    two = np.stack([fs[0], fs[0] + [0.2, 0.0, 0.0]])  # two models 0.2 eV/Å apart in x: sigma 0.1 on every atom
+    assert np.allclose(force_deviation(two), 0.1)
+
+
+def test_ensemble_options_and_their_one_line_errors(tmp_path):
+    import argparse
+
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.config import DistillConfig
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args(["distill", "--structure", "a.extxyz", *argv, "-o", str(tmp_path)]))
+
+    c = cfg("--ensemble-size", "3", "--trust-lo", "0.05", "--trust-hi", "0.15", "--explore-temperatures", "900,1300")
+    assert (c.ensemble_size, c.trust_lo, c.trust_hi, c.explore_temperatures) == (3, 0.05, 0.15, (900.0, 1300.0))
+    assert c.ensemble == "csvr"  # --ensemble stays the thermostat
+    assert DistillConfig(temperatures=(700.0, 900.0)).exploration_temperatures == (700.0, 900.0, 1000.0)
+    for argv, what in [(("--ensemble-size", "1"), "2 to 4 students, got 1"), (("--ensemble-size", "5"), "got 5"),
+                       (("--ensemble-size", "2", "--trust-lo", "0.3", "--trust-hi", "0.3"), "--trust-lo must be below"),
+                       (("--ensemble-size", "2", "--trust-lo", "0.5"), "0.5 >= 0.45"),
+                       (("--ensemble-size", "2", "--accurate-fraction", "1.5"), "at most 1"),
+                       (("--ensemble-size", "2", "--explore-temperatures", "900,x"), "comma-separated numbers"),
+                       (("--ensemble-size", "2", "--max-candidates", "0"), "> 0"),
+                       (("--trust-lo", "0.05"), "give --ensemble-size 2 to 4 with it"),
+                       (("--ensemble", "2"), "give --ensemble-size 2")]:
+        with pytest.raises(NvnmdError, match=what) as exc:
+            cfg(*argv)
+        assert "\n" not in str(exc.value)
+    # off, the exploration's parameters are not recorded: older manifests resume as they were
+    assert not {"trust_lo", "explore_rounds"} & set(DistillConfig().semantic())
+    assert {"trust_lo", "explore_rounds"} <= set(DistillConfig(ensemble_size=2).semantic())
+
+
+def test_the_ensemble_may_be_added_before_train_starts(tmp_path):
+    """Turning the ensemble on is accepted while neither explore nor any later stage has started;
+    once train has, it is refused even though explore (skipped) never ran."""
+    from nvnmd.distill.config import FIRST_STAGE, DistillConfig
+    from nvnmd.distill.manifest import Manifest
+    from nvnmd.distill.pipeline import STAGES
+
+    teacher = {"teacher": {"sha256": "a" * 64}}
+    off, on = DistillConfig().semantic(), DistillConfig(ensemble_size=2).semantic()
+    man = Manifest(tmp_path)
+    man.bind(off, teacher, FIRST_STAGE, STAGES)
+    for s in ("perturb", "teacher_md", "sample", "label"):
+        man.start(s)
+    Manifest(tmp_path).bind(on, teacher, FIRST_STAGE, STAGES)
+    man = Manifest(tmp_path)
+    man.bind(off, teacher, FIRST_STAGE, STAGES)
+    man.start("train")
+    with pytest.raises(NvnmdError, match=r"ensemble_size \(used by train\)"):
+        Manifest(tmp_path).bind(on, teacher, FIRST_STAGE, STAGES)
+
+
+def test_the_committed_lgps_run_resumes_as_finished(tmp_path, monkeypatch):
+    """student/distill/lgps, made before the explore stage existed, rerun with lgps.sh's arguments
+    (no ensemble): every stage kept, nothing redone, the same parameters and stages recorded."""
+    import argparse
+    import shutil
+
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.pipeline import distill
+
+    root = DATA.parents[1]
+    run = tmp_path / "lgps"
+    shutil.copytree(root / "student" / "distill" / "lgps", run)
+    before = json.loads((run / "manifest.json").read_text())
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["distill", "--structure", "nvnmd/data/lgps_relaxed.extxyz", "--reference-data",
+                              before["parameters"]["reference_data"], "--reference-every", "10", "--baseline",
+                              "nvnmd/data/lgps_student.pb", "--train-steps", "100000", "--quiet", "-o", str(run)])
+    monkeypatch.chdir(root)  # lgps.sh runs from the repository root: the recorded paths are relative to it
+    lines = []
+    t0 = time.time()
+    report = distill(config_from_args(args), run, log_fn=lines.append)
+    assert report["status"] == "accepted" and time.time() - t0 < 60
+    assert sum("done before" in line for line in lines) == 7 and not any("explore" in line for line in lines)
+    after = json.loads((run / "manifest.json").read_text())
+    assert after["parameters"] == before["parameters"] and after["stages"] == before["stages"]
+
+
 def test_volume_scales_add_runs_and_keep_the_old_ones(tmp_path, lgps):
     """--volume-scales: every (structure, temperature) also at the scaled volumes, with their own
     names and seeds; at the default the runs, seeds and recorded parameters are the ones made

@@ -59,7 +59,7 @@ def test_one_student_for_both_compositions(run):
     from nvnmd.student import load_student
 
     man = json.loads((out / "manifest.json").read_text())
-    assert [s for s in STAGES if man["stages"][s]["status"] == "done"] == list(STAGES)
+    assert [s for s in STAGES if man["stages"].get(s, {}).get("status") == "done"] == [s for s in STAGES if s != "explore"]
     assert [s["name"] for s in man["structures"]] == ["lsnps", "lpscb"] and "structure" not in man
     assert [s["natoms"] for s in man["structures"]] == [50, 52] and man["type_map"] == SPECIES
     label = man["stages"]["label"]["info"]

@@ -42,6 +42,26 @@ OPTIONS = [
     ("--seed", "seed", int, "seed of every random choice"),
 ]
 
+# the explore stage (DP-GEN-style active learning, nvnmd/distill/explore.py); off unless --ensemble-size
+EXPLORE_OPTIONS = [
+    ("--ensemble-size", "ensemble_size", int, "students in the exploration ensemble, 2 to 4 (0: no explore stage; "
+                                              "DP-GEN's numb_models; --ensemble is the thermostat)"),
+    ("--explore-rounds", "explore_rounds", int, "at most this many exploration rounds"),
+    ("--explore-train-steps", "explore_train_steps", int, "training steps of each ensemble student"),
+    ("--explore-steps", "explore_steps", int, "MD steps of each exploration trajectory (student 0, deepmd backend)"),
+    ("--explore-every", "explore_every", int, "judge a frame every this many steps (DP-GEN's trj_freq)"),
+    ("--explore-temperatures", "explore_temperatures", "floats",
+     "exploration MD temperatures, comma-separated (K; default: --temperatures and the robustness run's)"),
+    ("--trust-lo", "trust_lo", float, "frames with max force deviation below this are accurate (eV/Å; "
+                                      "DP-GEN's model_devi_f_trust_lo; set from two board-sized students' spread, see config.py)"),
+    ("--trust-hi", "trust_hi", float, "frames at or above this failed, between lo and hi candidates (eV/Å; "
+                                      "DP-GEN's model_devi_f_trust_hi)"),
+    ("--max-candidates", "max_candidates", int, "candidates labelled per composition and round (seeded random "
+                                                "subset; DP-GEN's fp_task_max)"),
+    ("--accurate-fraction", "accurate_fraction", float, "converged when every composition has this share of "
+                                                        "explored frames below --trust-lo"),
+]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     d = DistillConfig()
@@ -63,6 +83,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         default = getattr(d, name)
         shown = ",".join(str(x) for x in default) if isinstance(default, tuple) else default
         p.add_argument(opt, dest=name, default=None, help=f"{text} (default {shown if shown != '' else 'none'})")
+    g = p.add_argument_group("exploration (DP-GEN-style ensemble, after label)",
+                             "Each round trains the ensemble, runs MD with its first student, labels with the "
+                             "teacher the frames where the students disagree (trust-lo <= max force deviation "
+                             "< trust-hi) and adds them as data/iter.KKK, until converged or the rounds run out.")
+    for opt, name, typ, text in EXPLORE_OPTIONS:
+        default = getattr(d, name)
+        metavar = {int: "N", float: "X", "floats": "T[,T...]"}[typ]
+        if typ == "floats":
+            g.add_argument(opt, dest=name, default=None, metavar=metavar, help=text)
+        else:
+            g.add_argument(opt, dest=name, default=None, metavar=metavar, help=f"{text} (default {default})")
     p.add_argument("-o", "--output", required=True, help="output directory (rerun the same command to resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_distill)
@@ -146,12 +177,46 @@ def config_from_args(args) -> DistillConfig:
             raise NvnmdError(f"{opt} must be a {typ.__name__}, got {value}") from None
         if typ in (int, float) and kw[name] <= 0 and name != "seed":
             raise NvnmdError(f"{opt} must be > 0, got {value}")
+    kw.update(_explore_options(args))
     known = {f.name for f in fields(DistillConfig)}
     assert set(kw) <= known
     cfg = DistillConfig(**kw)
+    if cfg.ensemble.isdigit():  # DP-GEN users may reach for --ensemble N
+        raise NvnmdError(f"--ensemble is the MD thermostat (csvr, langevin, nose-hoover); for an exploration "
+                         f"ensemble of {cfg.ensemble} students give --ensemble-size {cfg.ensemble}")
     if cfg.ensemble not in ("csvr", "langevin", "nose-hoover"):
         raise NvnmdError(f"--ensemble must be csvr, langevin or nose-hoover (NVT), got {cfg.ensemble}")
     return cfg
+
+
+def _explore_options(args) -> dict:
+    """The exploration options, checked: each in range, and none without --ensemble-size."""
+    kw = {}
+    for opt, name, typ, _ in EXPLORE_OPTIONS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        try:
+            kw[name] = tuple(float(x) for x in value.split(",") if x.strip()) if typ == "floats" else typ(value)
+        except ValueError:
+            what = "comma-separated numbers" if typ == "floats" else f"a {typ.__name__}"
+            raise NvnmdError(f"{opt} must be {what}, got {value}") from None
+        bad = (not kw[name] or min(kw[name]) <= 0) if typ == "floats" else (kw[name] <= 0 and name != "ensemble_size")
+        if bad:
+            raise NvnmdError(f"{opt} must be > 0, got {value}")
+    n = kw.get("ensemble_size", 0)
+    if n not in (0, 2, 3, 4):
+        raise NvnmdError(f"--ensemble-size must be 0 (no exploration) or 2 to 4 students, got {n}")
+    if not n and len(kw) > ("ensemble_size" in kw):
+        opt = next(o for o, name, _, _ in EXPLORE_OPTIONS if name in kw and name != "ensemble_size")
+        raise NvnmdError(f"{opt} is an exploration option: give --ensemble-size 2 to 4 with it")
+    d = DistillConfig()
+    lo, hi = kw.get("trust_lo", d.trust_lo), kw.get("trust_hi", d.trust_hi)
+    if lo >= hi:
+        raise NvnmdError(f"--trust-lo must be below --trust-hi, got {lo:g} >= {hi:g} eV/Å")
+    if not kw.get("accurate_fraction", d.accurate_fraction) <= 1:
+        raise NvnmdError(f"--accurate-fraction must be at most 1, got {kw['accurate_fraction']:g}")
+    return kw
 
 
 def cmd_distill(args) -> int:

@@ -72,6 +72,21 @@ def load_frames_npz(path: Path) -> dict:
     return d
 
 
+def within_max_force(forces, max_force: float) -> np.ndarray:
+    """The frames [F, N, 3] whose largest atomic force norm is at most max_force (eV/Å): the label
+    filter of every labelled frame, those of the label stage and of each exploration round."""
+    return np.max(np.linalg.norm(np.asarray(forces), axis=2), axis=1) <= max_force
+
+
+def frame_sha256(coords, cell) -> str:
+    """A frame's identity: sha256 of its float64 coordinates and cell, as the manifest records it."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(coords, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(cell, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
 def write_deepmd(outdir: Path, coords, cells, symbols, energies, forces, virials, type_map=None) -> Path:
     """A labelled deepmd/npy system, written to a temporary folder and renamed into place; with
     `type_map`, every system of a run carries the same type_map.raw (absent elements count 0)."""
@@ -144,11 +159,13 @@ def closest_pairs(systems, type_map: list[str], cutoff: float) -> tuple[dict, in
 
 
 def deepmd_systems(data_dir) -> list[tuple]:
-    """(coords, cells, symbols) of every deepmd/npy system under data_dir."""
+    """(coords, cells, symbols) of every deepmd/npy system under data_dir (or under each of a list
+    of folders, in that order)."""
     import dpdata
 
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
     out = []
-    for sysdir in sorted(p.parent for p in Path(data_dir).rglob("type.raw")):
+    for sysdir in [s for d in dirs for s in sorted(p.parent for p in Path(d).rglob("type.raw"))]:
         s = dpdata.LabeledSystem(str(sysdir), fmt="deepmd/npy")
         out.append((np.asarray(s["coords"]), np.asarray(s["cells"]), [s["atom_names"][t] for t in s["atom_types"]]))
     return out
@@ -160,8 +177,9 @@ def write_pairs_sidecar(model_path, data_dir, type_map: list[str], rcut: float) 
     from nvnmd.student import pairs_sidecar
 
     pairs, frames = closest_pairs(deepmd_systems(data_dir), type_map, rcut)
+    names = [Path(data_dir).name] if isinstance(data_dir, (str, Path)) else [Path(d).name for d in data_dir]
     doc = {"what": "closest distance per element pair in the training data, Å (pairs never seen within rcut: rcut)",
-           "data": Path(data_dir).name, "frames": frames, "rcut": rcut, "pairs": pairs}
+           "data": ", ".join(names), "frames": frames, "rcut": rcut, "pairs": pairs}
     path = pairs_sidecar(model_path)
     write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path

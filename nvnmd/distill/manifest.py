@@ -45,16 +45,24 @@ class Manifest:
     def bind(self, parameters: dict, extra: dict, first_stage: dict | None = None, stages: tuple = ()) -> None:
         """Record the run's parameters, or refuse ones that differ from a previous run's.
 
-        A changed parameter is accepted while the first stage it affects (`first_stage`, in `stages`
-        order) has not started: nothing written so far was made with it.
+        A changed parameter is accepted while neither the first stage it affects (`first_stage`, in
+        `stages` order) nor any later one has started: nothing written so far was made with it. (Later
+        ones count because a stage may be skipped: a run without the ensemble never starts explore,
+        yet its train was made without the frames explore would add.)
         """
         old = self.data.get("parameters")
         if old is not None:
             changed = sorted(k for k in set(old) | set(parameters) if old.get(k) != parameters.get(k))
             first_stage = first_stage or {}
-            used = [k for k in changed if self._started(first_stage.get(k, stages[0] if stages else ""))]
+
+            def user(k):  # the first started stage from k's first stage on, or None
+                first = first_stage.get(k, stages[0] if stages else "")
+                later = stages[stages.index(first):] if first in stages else (first,)
+                return next((s or "the run" for s in later if self._started(s)), None)
+
+            used = [(k, user(k)) for k in changed if user(k)]
             if used:
-                where = ", ".join(f"{k} (used by {first_stage.get(k, stages[0] if stages else 'the run')})" for k in used)
+                where = ", ".join(f"{k} (used by {stage})" for k, stage in used)
                 raise NvnmdError(f"{self.outdir} was made with other parameters: {where}; "
                                  f"rerun with the same ones to resume, or use a new -o")
         self.data["parameters"] = parameters

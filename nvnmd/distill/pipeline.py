@@ -4,7 +4,11 @@
     teacher_md  NVT teacher MD from each copy at each temperature, and the held-out run
     sample      frames from each trajectory, each perturbed again; the held-out frames as they are
     label       teacher energies/forces/virials (workers processes); |F| filter; deepmd/npy sets
-    train       dp --tf train + freeze -> student.pb, student.pairs.json
+    explore     only with --ensemble-size 2..4 (DP-GEN-style, explore.py): rounds of an ensemble of
+                students, MD with the first, the frames where they disagree (trust_lo <= max force
+                deviation < trust_hi) labelled by the teacher -> data/iter.KKK, until converged
+    train       dp --tf train + freeze -> student.pb, student.pairs.json (on data/train and every
+                data/iter.KKK)
     quantize    student.nvq + quantize/report.*
     validate    report.json / report.txt / parity.png: accepted or rejected, with reasons
 
@@ -34,7 +38,13 @@ from nvnmd.errors import NvnmdError
 from nvnmd.image import write_atomic
 
 log = logging.getLogger("nvnmd")
-STAGES = ("perturb", "teacher_md", "sample", "label", "train", "quantize", "validate")
+STAGES = ("perturb", "teacher_md", "sample", "label", "explore", "train", "quantize", "validate")
+
+
+def active_stages(cfg) -> tuple:
+    """The stages a run goes through: explore only with an ensemble (a run without one never
+    records it, so its manifest is what it was before the stage existed)."""
+    return tuple(s for s in STAGES if s != "explore" or cfg.ensemble_size)
 
 
 def _structure(cfg, path=None):
@@ -120,6 +130,10 @@ def distill(cfg, outdir, log_fn=print) -> dict:
              "train": cfg.seed % 2**31, "robustness": cfg.seed + 7}
     if multi:
         seeds["compositions"] = f"each seed above + {Composition.SEED_STRIDE} x the composition's index"
+    if cfg.ensemble_size:
+        from nvnmd.distill.explore import SEEDS
+
+        seeds.update(SEEDS)
     extra = {"teacher": {"spec": spec.spec, "kind": spec.kind, "sha256": spec.sha256, "path": str(spec.path or "")},
              **({"structures": [{"name": c.name, **described(c)} for c in comps], "type_map": tmap} if multi
                 else {"structure": described(comps[0])}),
@@ -227,7 +241,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
                 e = np.concatenate([p["energies"] for p in parts])
                 f = np.concatenate([p["forces"] for p in parts])
                 v = np.concatenate([p["virials"] for p in parts])
-                keep = np.max(np.linalg.norm(f, axis=2), axis=1) <= cfg.max_force
+                keep = D.within_max_force(f, cfg.max_force)
                 if name == "holdout":
                     keep[:] = True  # validation keeps every frame of the trajectory
                 if not keep.any():
@@ -247,12 +261,34 @@ def distill(cfg, outdir, log_fn=print) -> dict:
 
     chosen = {}
 
+    def training_dirs() -> list[Path]:
+        """data/train, and with an ensemble every data/iter.KKK its rounds labelled."""
+        if not cfg.ensemble_size:
+            return [outdir / "data" / "train"]
+        from nvnmd.distill.explore import rounds_done, training_dirs as dirs_of
+
+        return dirs_of(outdir, rounds_done(outdir))
+
+    def sel_for(dirs) -> list[int]:
+        """sel from training data of every composition; refused (NvnmdError) beyond the board."""
+        key = tuple(str(d) for d in dirs)
+        if key not in chosen:
+            chosen[key] = D.choose_sel_systems(D.deepmd_systems(dirs), tmap, cfg.rcut, cfg.sel_margin)
+        return chosen[key]
+
     def choose_sel():
-        """sel from the training data of every composition; refused (NvnmdError) beyond the board."""
-        if "sel" not in chosen:
-            chosen["sel"] = D.choose_sel_systems(D.deepmd_systems(outdir / "data" / "train"), tmap, cfg.rcut,
-                                                 cfg.sel_margin)
-        return chosen["sel"]
+        return sel_for(training_dirs())
+
+    def explore(beat):
+        from nvnmd.distill.explore import explore as run_rounds
+
+        def on_round(records):  # each finished round in the manifest at once, not only at the end
+            man.stage("explore")["info"] = {"rounds": records}
+            man.save()
+
+        return run_rounds(cfg, outdir, comps, tmap, sel_for,
+                          lambda T, steps, frames, seed: _md_config(cfg, T, steps, frames, seed), beat,
+                          on_round=on_round, log_fn=log_fn)
 
     def train(beat):
         from nvnmd.distill.train import train_and_freeze, training_input
@@ -261,7 +297,9 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from tqdm import tqdm
 
         sel = choose_sel()
-        doc = training_input(cfg, tmap, sel, "../data/train", "../data/holdout", cfg.seed % 2**31)
+        dirs = training_dirs()
+        train_dirs = "../data/train" if len(dirs) == 1 else [f"../{d.relative_to(outdir)}" for d in dirs]
+        doc = training_input(cfg, tmap, sel, train_dirs, "../data/holdout", cfg.seed % 2**31)
         bar = tqdm(total=cfg.train_steps, unit="step", desc="dp --tf train", dynamic_ncols=True, disable=not cfg.progress)
 
         def poll(step):
@@ -274,7 +312,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         student_pb = outdir / "student.pb"
         shutil.copyfile(model, student_pb.with_name(".student.pb.tmp"))
         student_pb.with_name(".student.pb.tmp").replace(student_pb)
-        sidecar = D.write_pairs_sidecar(student_pb, outdir / "data" / "train", tmap, cfg.rcut)
+        sidecar = D.write_pairs_sidecar(student_pb, dirs[0] if len(dirs) == 1 else dirs, tmap, cfg.rcut)
         check_limits(load_student(student_pb))
         return [student_pb, sidecar, outdir / "train" / "input.json", outdir / "train" / "lcurve.out"], {"sel": sel, "type_map": tmap}
 
@@ -369,6 +407,9 @@ def distill(cfg, outdir, log_fn=print) -> dict:
             ref_table = list(rows.values())
         if not multi:
             report["robustness"] = per[""]["robustness"]
+        if cfg.ensemble_size:
+            ex = man.stage("explore")
+            report["exploration"] = {**ex.get("info", {}), "wall_s": ex.get("wall_s")}
         report["training_closest_pairs"] = pairs
         report["status"] = "rejected" if reasons else "accepted"
         report["reasons"] = reasons
@@ -387,16 +428,23 @@ def distill(cfg, outdir, log_fn=print) -> dict:
             text += ["", f"reference labels {cfg.reference_data} ({len(ref)} frames):", format_table(ref_table)]
         if not multi:
             text += _robust_text(per[""]["robustness"], pairs)
+        if cfg.ensemble_size:
+            from nvnmd.distill.explore import report_lines
+
+            text += report_lines(report["exploration"], report["exploration"]["wall_s"])
+            text += ["", "stage wall times (s): " + ", ".join(f"{s} {man.stage(s)['wall_s']:.0f}"
+                                                              for s in active_stages(cfg) if s != "validate")]
         write_atomic(vdir / "report.txt", ("\n".join(text) + "\n").encode())
         return [vdir / "report.json", vdir / "report.txt", *outs], {"status": report["status"]}
 
     t0 = time.time()
-    for name, fn in (("perturb", perturb), ("teacher_md", teacher_md), ("sample", sample), ("label", label),
-                     ("train", train), ("quantize", quantize), ("validate", validate)):
-        stage(name, fn, before=choose_sel if name == "train" else None)
+    fns = {"perturb": perturb, "teacher_md": teacher_md, "sample": sample, "label": label, "explore": explore,
+           "train": train, "quantize": quantize, "validate": validate}
+    for name in active_stages(cfg):
+        stage(name, fns[name], before=choose_sel if name == "train" else None)
     report = json.loads((outdir / "validate" / "report.json").read_text())
     log_fn((outdir / "validate" / "report.txt").read_text().rstrip())
-    log_fn(f"wall times (s): " + ", ".join(f"{s} {man.stage(s)['wall_s']:.0f}" for s in STAGES) +
+    log_fn(f"wall times (s): " + ", ".join(f"{s} {man.stage(s)['wall_s']:.0f}" for s in active_stages(cfg)) +
            f"; this invocation {time.time() - t0:.0f} s")
     return report
 

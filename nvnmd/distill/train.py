@@ -18,8 +18,12 @@ from nvnmd.errors import NvnmdError
 from nvnmd.image import write_atomic
 
 
-def training_input(cfg, type_map: list[str], sel: list[int], train_dir: str, valid_dir: str, seed: int) -> dict:
-    decay_steps = max(1, cfg.train_steps // 50)  # the shipped recipe: 200 k steps, 50 decays
+def training_input(cfg, type_map: list[str], sel: list[int], train_dir, valid_dir: str, seed: int,
+                   steps: int | None = None) -> dict:
+    """`train_dir`: a folder (deepmd-kit takes every system under it) or a list of them; `steps`:
+    the training steps (default cfg.train_steps; the explore stage's students train shorter)."""
+    steps = cfg.train_steps if steps is None else int(steps)
+    decay_steps = max(1, steps // 50)  # the shipped recipe: 200 k steps, 50 decays
     return {
         "_comment": "written by nvnmd distill (nvnmd/distill/train.py)",
         "model": {
@@ -33,10 +37,10 @@ def training_input(cfg, type_map: list[str], sel: list[int], train_dir: str, val
         "loss": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 10, "start_pref_f": 1000, "limit_pref_f": 1,
                  "start_pref_v": 0.0, "limit_pref_v": 0.1},
         "training": {
-            "training_data": {"systems": [train_dir], "batch_size": cfg.batch_size, "auto_prob": "prob_sys_size"},
+            "training_data": {"systems": [train_dir] if isinstance(train_dir, str) else list(train_dir), "batch_size": cfg.batch_size, "auto_prob": "prob_sys_size"},
             "validation_data": {"systems": [valid_dir], "batch_size": 1, "numb_btch": 4},
-            "numb_steps": cfg.train_steps, "seed": seed, "disp_file": "lcurve.out",
-            "disp_freq": max(1, min(1000, cfg.train_steps // 20)), "save_freq": max(1, min(10000, cfg.train_steps // 10)),
+            "numb_steps": steps, "seed": seed, "disp_file": "lcurve.out",
+            "disp_freq": max(1, min(1000, steps // 20)), "save_freq": max(1, min(10000, steps // 10)),
         },
     }
 

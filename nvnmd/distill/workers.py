@@ -119,7 +119,7 @@ def label_chunks(spec: str, chunks: list[tuple[Path, np.ndarray, np.ndarray, lis
     bar = tqdm(total=total, initial=total - sum(len(c[1]) for c in todo), unit="frame", desc=desc,
                dynamic_ncols=True, disable=not progress)
     if todo:
-        with pool(spec, workers) as ex:
+        with pool(spec, min(workers, len(todo))) as ex:  # a worker costs a teacher load: none idle
             futures = {ex.submit(label, c[1], c[2], c[3]): c for c in todo}
             pending = set(futures)
             while pending:
