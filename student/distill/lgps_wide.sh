@@ -13,4 +13,4 @@ export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg DP_INTRA_OP_PARAL
 exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxyz \
     -T 600,1000,1400 --volume-scales 1,1.15,1.35,1.6 --md-structures 1 --md-steps 1500 --frames 150 \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
-    --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-200000}" -o student/distill/lgps_wide
+    --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-200000}" -o student/distill/lgps_wide
