@@ -62,9 +62,15 @@ THREAD_VARS = ("DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREA
                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
+def pinned(args) -> tuple[str, dict | None]:
+    """(thread count, result): outside the pinned child, re-run this benchmark in a child whose
+    thread counts are fixed before numpy/TF start (BLAS and TensorFlow read them once, at
+    import) and return its result; inside the child the result is None and the caller measures."""
+    threads = str(getattr(args, "threads", None) or 1)
+    return threads, _pinned(args, threads)
+
+
 def _pinned(args, threads: str) -> dict | None:
-    """Re-run this benchmark in a child whose thread counts are fixed before numpy/TF start
-    (BLAS and TensorFlow read them once, at import). Returns None inside the child."""
     if all(os.environ.get(v) == threads for v in THREAD_VARS):
         return None
     env = dict(os.environ, **{v: threads for v in THREAD_VARS})
@@ -133,8 +139,7 @@ def kernel_flops(model, neighbours: float) -> dict:
 def bench_sim(args) -> dict:
     # Same thread count for DeepPot (TensorFlow would otherwise take every core) and for the
     # simulator's BLAS, so the comparison is per core.
-    threads = str(getattr(args, "threads", None) or 1)
-    child = _pinned(args, threads)
+    threads, child = pinned(args)
     if child is not None:
         return child
     from deepmd.infer import DeepPot

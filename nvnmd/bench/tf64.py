@@ -8,10 +8,9 @@ import os
 
 
 def run(args) -> dict:
-    from nvnmd.bench.sim import _pinned, _time_interleaved, bench_inputs
+    from nvnmd.bench.sim import _time_interleaved, bench_inputs, pinned
 
-    threads = str(getattr(args, "threads", None) or 1)
-    child = _pinned(args, threads)
+    threads, child = pinned(args)
     if child is not None:
         return child
     import nvnmd.sim
