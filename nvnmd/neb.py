@@ -186,7 +186,10 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xlabel("path length (Å)")
     ax.set_ylabel("E − E(initial) (eV)")
     ax.set_title("LGPS Li hop along c (CI-NEB)")
-    ax.legend()
+    if ax.lines:
+        ax.legend()
+    else:  # every backend was refused (e.g. the destination is no minimum): say so, not an empty legend
+        ax.text(0.5, 0.5, "no backend gave a path", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
