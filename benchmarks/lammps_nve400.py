@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _load() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def main() -> int:
@@ -56,23 +53,23 @@ def main() -> int:
         tmp = Path(tmp)
         lmp = {}
         for ranks in (1, 2):
-            l0 = _load()
+            l0 = list(os.getloadavg())
             res = run_lammps(tmp / f"nvq1_np{ranks}", atoms, run, ranks, image=image)
             lmp[ranks] = res
-            out[f"lammps_nvq1_{ranks}rank"] = {"us_per_atom_step": res["us_per_atom_step"], "load": [l0, _load()]}
+            out[f"lammps_nvq1_{ranks}rank"] = {"us_per_atom_step": res["us_per_atom_step"], "load": [l0, list(os.getloadavg())]}
         a, b = (tmp / "nvq1_np1" / "traj.lammpstrj").read_bytes(), (tmp / "nvq1_np2" / "traj.lammpstrj").read_bytes()
         out["dump_bytes_identical_1_vs_2_ranks"] = a == b
         out["dump_bytes"] = len(a)
         d1 = read_dump(tmp / "nvq1_np1" / "traj.lammpstrj")
 
-        l0 = _load()
+        l0 = list(os.getloadavg())
         t0 = time.perf_counter()
         cfg = MDConfig(ensemble="nve", temperature=900.0, dt_fs=1.0, steps=args.steps, seed=args.seed,
                        traj_every=args.every, thermo_every=args.every, checkpoint_every=args.steps)
         res = run_md(atoms, SimBackend(image), cfg, tmp / "ours", progress=False, log=lambda *_: None)
         wall = time.perf_counter() - t0
         out["ours_sim_nve"] = {"us_per_atom_step": res.get("us_per_atom_step", 1e6 * wall / (n * args.steps)),
-                               "load": [l0, _load()]}
+                               "load": [l0, list(os.getloadavg())]}
         frames = read(str(tmp / "ours" / "traj.extxyz"), index=":")
         # LAMMPS keeps the cell lower-triangular, so a tilted cell (the relaxed LGPS one is, by
         # ~0.3 Å) runs rotated: compare in its frame, rot = cell^-1 @ LAMMPS's cell (orthogonal)
@@ -87,9 +84,9 @@ def main() -> int:
         out["ours_vs_lammps_max_force_difference_eV_A"] = {int(s): float(x) for s, x in
                                                            zip(d1["steps"][:m], np.abs(f_ours - d1["forces"][:m]).max(axis=(1, 2)))}
 
-        l0 = _load()
+        l0 = list(os.getloadavg())
         res = run_lammps(tmp / "deepmd_np1", atoms, run, 1, student=default_student_path(), type_map=list(image.meta["type_map"]))
-        out["lammps_deepmd_1rank"] = {"us_per_atom_step": res["us_per_atom_step"], "load": [l0, _load()]}
+        out["lammps_deepmd_1rank"] = {"us_per_atom_step": res["us_per_atom_step"], "load": [l0, list(os.getloadavg())]}
 
     dev = out["ours_vs_lammps_max_position_difference_A"]
     fdev = out["ours_vs_lammps_max_force_difference_eV_A"]
@@ -102,7 +99,9 @@ def main() -> int:
     print("nvnmd engine vs LAMMPS nvq1, max |Δx| (Å) / max |ΔF| (eV/Å) by step: "
           + ", ".join(f"{s}: {dev[s]:.1e} / {fdev[s]:.1e}" for s in list(dev)[:: max(1, len(dev) // 8)]))
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        from nvnmd.image import write_atomic
+
+        write_atomic(Path(args.json), (json.dumps(out, indent=1) + "\n").encode())
     return 0 if out["dump_bytes_identical_1_vs_2_ranks"] else 1
 
 

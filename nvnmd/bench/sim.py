@@ -67,12 +67,8 @@ def pinned(args) -> tuple[str, dict | None]:
     thread counts are fixed before numpy/TF start (BLAS and TensorFlow read them once, at
     import) and return its result; inside the child the result is None and the caller measures."""
     threads = str(getattr(args, "threads", None) or 1)
-    return threads, _pinned(args, threads)
-
-
-def _pinned(args, threads: str) -> dict | None:
     if all(os.environ.get(v) == threads for v in THREAD_VARS):
-        return None
+        return threads, None
     env = dict(os.environ, **{v: threads for v in THREAD_VARS})
     with tempfile.TemporaryDirectory(prefix="nvnmd-bench-") as tmp:
         out = Path(tmp) / "out.json"
@@ -85,7 +81,7 @@ def _pinned(args, threads: str) -> dict | None:
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
             raise NvnmdError(f"benchmark child failed: {tail[0][:200]}")
-        return json.loads(out.read_text())
+        return threads, json.loads(out.read_text())
 
 
 def bench_inputs(args):
