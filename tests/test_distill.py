@@ -24,6 +24,7 @@ TRUST = (0.05, 2.0)  # eV/Å: wide, for students of 100 steps (the defaults suit
 ENSEMBLE = ["--ensemble-size", "2", "--explore-rounds", "1", "--explore-train-steps", "100", "--explore-steps", "40",
             "--explore-every", "4", "--trust-lo", str(TRUST[0]), "--trust-hi", str(TRUST[1]), "--max-candidates", "4"]
 TINY = ["--structure", str(DATA / "lgps_relaxed.extxyz"), "--md-structures", "2", "--md-steps", "20", "--frames", "5",
+        "--volume-scales", "1,1.2",
         "--holdout-steps", "10", "--holdout-frames", "5", "--train-steps", "200", "--robust-ps", "0.2",
         "--calib-frames", "10", "--reference-data", str(DATA / "frames" / "lgps50"), "--quiet", *ENSEMBLE]
 
@@ -104,11 +105,17 @@ def test_explore_round_counts_and_candidates(run):
     assert ex["attempts"] == 2 and ex["info"]["stopped"] in ("rounds exhausted", "converged", "no candidates")
     (rec,) = ex["info"]["rounds"]
     assert rec == json.loads((out / "explore" / "iter.000" / "round.json").read_text())
-    assert rec["trajectories"] == 2 * 2 and rec["temperatures_K"] == [900.0, 1000.0]  # -T and the robustness T
+    # 2 structures x (-T and the robustness T) x the 2 volumes of teacher_md
+    assert rec["trajectories"] == 2 * 2 * 2 and rec["temperatures_K"] == [900.0, 1000.0]
     if rec["blown_up"]:  # a 100-step student may blow up: its frames up to there are judged
-        assert 0 < rec["explored"] < 4 * 40 // 4
+        assert 0 < rec["explored"] < 8 * 40 // 4
     else:
-        assert rec["explored"] == 4 * 40 // 4  # a frame every 4 steps, the start not counted
+        assert rec["explored"] == 8 * 40 // 4  # a frame every 4 steps, the start not counted
+    from ase.io import read
+    start = read(out / "perturb" / "s1.extxyz")
+    for name, scale in (("s1_T1000K", 1.0), ("s1_T1000K_V1.200", 1.2)):  # each starts at its volume
+        first = read(out / "explore" / "iter.000" / "md" / name / "traj.extxyz", index=0)
+        assert first.get_volume() == pytest.approx(scale * start.get_volume(), rel=1e-9)
     assert rec["accurate"] + rec["candidates"] + rec["failed"] == rec["explored"]
     assert rec["accurate_fraction"] == pytest.approx(rec["accurate"] / rec["explored"])
     assert rec["selected"] == min(4, rec["candidates"]) > 0, rec

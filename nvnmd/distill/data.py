@@ -183,3 +183,10 @@ def write_pairs_sidecar(model_path, data_dir, type_map: list[str], rcut: float) 
     path = pairs_sidecar(model_path)
     write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
+
+
+def scaled_to_volume(atoms, volume_scale: float):
+    """The structure scaled isotropically to volume_scale times its volume (in place; returned)."""
+    if volume_scale != 1.0:
+        atoms.set_cell(atoms.cell.array * float(volume_scale) ** (1.0 / 3.0), scale_atoms=True)
+    return atoms

@@ -54,12 +54,14 @@ def train_seed(cfg, k: int, m: int) -> int:
     return (cfg.seed + 1_000_003 * (k + 1) + 7919 * m) % 2**31
 
 
-def md_seed(comp, k: int, j: int, T: float) -> int:
-    return comp.seed + 3_000_000 + 100_000 * k + 1000 * j + int(round(T))
+def md_seed(comp, k: int, j: int, T: float, v: float = 1.0) -> int:
+    at_volume = 0 if v == 1.0 else 10_000_000 * int(round(1000 * v))  # scale 1 keeps the seeds made before scales
+    return comp.seed + 3_000_000 + 100_000 * k + 1000 * j + int(round(T)) + at_volume
 
 
 SEEDS = {"explore_train": "(seed + 1000003 (k + 1) + 7919 m) mod 2^31, student m of round k",
-         "explore_md": "seed + 3000000 + 100000 k + 1000 j + T (perturbed structure j)",
+         "explore_md": "seed + 3000000 + 100000 k + 1000 j + T (perturbed structure j) + 10^7 round(1000 v) "
+                       "at a volume scale v other than 1",
          "explore_pick": "numpy default_rng([seed, composition index, k])"}
 
 
@@ -171,8 +173,9 @@ def run_round(cfg, outdir: Path, comps, tmap, k: int, before: list[dict], sel_fo
     dirs = training_dirs(outdir, before)
     models = _timed(rdir, "train", lambda: _train(cfg, outdir, rdir, k, tmap, sel_for(dirs), dirs, beat))
     temps = cfg.exploration_temperatures
-    trajs = [(c, j, T, c.dir(rdir, "md") / f"s{j}_T{int(round(T))}K")
-             for c in comps for j in range(cfg.md_structures) for T in temps]
+    # at every volume of teacher_md too: the student must be trusted where the teacher's runs went
+    trajs = [(c, j, T, v, c.dir(rdir, "md") / (f"s{j}_T{int(round(T))}K" + ("" if v == 1.0 else f"_V{v:.3f}")))
+             for c in comps for j in range(cfg.md_structures) for T in temps for v in cfg.volume_scales]
     _timed(rdir, "md", lambda: _explore_md(cfg, outdir, models[0], trajs, k, md_config, beat))
     devi = _timed(rdir, "deviation", lambda: _deviations(cfg, models, trajs, tmap, beat))
     per, picked = {}, {}
@@ -186,7 +189,7 @@ def run_round(cfg, outdir: Path, comps, tmap, k: int, before: list[dict], sel_fo
            "trajectories": len(trajs), "explored": explored, "accurate": accurate,
            "candidates": sum(p["candidates"] for p in per.values()), "failed": sum(p["failed"] for p in per.values()),
            "accurate_fraction": accurate / max(1, explored), "selected": sum(p["selected"] for p in per.values()),
-           "blown_up": [str(t[3].relative_to(rdir)) for t in trajs if (t[3] / "FAILED").exists()],
+           "blown_up": [str(t[-1].relative_to(rdir)) for t in trajs if (t[-1] / "FAILED").exists()],
            "training_data": [str(d.relative_to(outdir)) for d in dirs]}
     if all(p["accurate_fraction"] >= cfg.accurate_fraction for p in per.values()):
         rec["status"] = "converged"
@@ -255,13 +258,13 @@ def _explore_md(cfg, outdir, model, trajs, k, md_config, beat) -> None:
     steps, every = cfg.explore_steps, cfg.explore_every
     bar = tqdm(total=len(trajs) * steps, unit="step", desc=f"explore {k}: student MD", dynamic_ncols=True,
                disable=not cfg.progress, mininterval=1.0)
-    for n, (c, j, T, out) in enumerate(trajs):
-        md = {**md_config(T, steps, max(1, steps // every), md_seed(c, k, j, T)), "traj_every": every,
+    for n, (c, j, T, v, out) in enumerate(trajs):
+        md = {**md_config(T, steps, max(1, steps // every), md_seed(c, k, j, T, v)), "traj_every": every,
               "thermo_every": every}
         ck = out / "checkpoint.npz"
         if (out / "FAILED").exists() or _finished(ck, steps):
             continue
-        atoms = read(str(c.dir(outdir, "perturb") / f"s{j}.extxyz"))
+        atoms = D.scaled_to_volume(read(str(c.dir(outdir, "perturb") / f"s{j}.extxyz")), v)
 
         def on_step(step, total, n=n):
             bar.n = n * steps + step
@@ -292,7 +295,7 @@ def _deviations(cfg, models, trajs, tmap, beat) -> list[dict]:
 
     loaded = []
     out = []
-    for c, j, T, run in trajs:
+    for c, j, T, v, run in trajs:
         cache = run / "devi.npz"
         if cache.exists():
             with np.load(cache, allow_pickle=False) as z:

@@ -45,6 +45,7 @@ def teacher_md(structure_path: str, outdir: str, config: dict, volume_scale: flo
     starting structure is first scaled isotropically to `volume_scale` times its volume."""
     from ase.io import read
 
+    from nvnmd.distill.data import scaled_to_volume
     from nvnmd.md.engine import MDConfig, run_md
 
     out = Path(outdir)
@@ -54,9 +55,7 @@ def teacher_md(structure_path: str, outdir: str, config: dict, volume_scale: flo
         with np.load(ck, allow_pickle=False) as z:
             if int(z["step"]) >= config["steps"]:
                 return {"steps": int(z["step"]), "skipped": True}
-    atoms = read(structure_path)
-    if volume_scale != 1.0:
-        atoms.set_cell(atoms.cell.array * float(volume_scale) ** (1.0 / 3.0), scale_atoms=True)
+    atoms = scaled_to_volume(read(structure_path), volume_scale)
     return run_md(atoms, _TEACHER, MDConfig(**config), out, resume=resume, progress=False)
 
 
