@@ -5,7 +5,7 @@
 # teacher's own unperturbed MD frames (energy offset within ±1.7 meV/atom at every T and volume) but
 # sits 3.5-6 meV/atom below it on the DFT set's hot, expanded AIMD frames (LiGePS-iter.000001-11,
 # 22-25 Å³/atom): configurations 1.5 ps of teacher MD did not reach. So: two rounds of an ensemble of
-# two students, 10 ps of student MD at 900/1200/1500 K at each volume of teacher_md, up to 300 frames
+# two students, 3 ps of student MD at 900/1200/1500 K at each volume of teacher_md, up to 300 frames
 # per round where the two disagree, labelled by the teacher; then the scheme's student (200k steps,
 # fitting 256). No DFT label is used in training. Resumable: rerun the same command.
 set -euo pipefail
@@ -17,7 +17,7 @@ if [ ! -d student/distill/lgps_gen ]; then
 fi
 exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxyz \
     -T 600,1000,1400 --volume-scales 1,1.15,1.35,1.6 --md-structures 1 --md-steps 1500 --frames 150 \
-    --ensemble-size 2 --explore-rounds 2 --explore-train-steps 20000 --explore-steps 10000 --explore-every 50 \
+    --ensemble-size 2 --explore-rounds 2 --explore-train-steps 20000 --explore-steps 3000 --explore-every 10 \
     --explore-temperatures 900,1200,1500 --max-candidates 300 \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
     --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-200000}" -o student/distill/lgps_gen
