@@ -50,8 +50,8 @@ def sha256(path: Path) -> str:
 def summarize(runs: list[dict]) -> dict:
     d = np.array([r["D_cm2_s"] for r in runs])
     block = float(np.sqrt(np.sum(np.array([r["D_err_cm2_s"] for r in runs]) ** 2)) / len(runs))
-    spread = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return {"D_cm2_s": float(d.mean()), "D_err_cm2_s": max(block, spread) if np.isfinite(spread) else block,
+    spread = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None  # one run: no spread (JSON null)
+    return {"D_cm2_s": float(d.mean()), "D_err_cm2_s": block if spread is None else max(block, spread),
             "D_err_blocks_cm2_s": block, "D_err_runs_cm2_s": spread,
             "sigma_mS_cm": float(np.mean([r["sigma_mS_cm"] for r in runs])), "runs": runs}
 
