@@ -7,7 +7,8 @@ Round k, in explore/iter.KKK/:
                  M and k) on data/train and every earlier round's data/iter.*
     md/          MD with student 0 (the deepmd backend, the engine of teacher_md, guarded by its
                  closest-pairs sidecar like a deployed student) from each perturbed structure at each
-                 exploration temperature; a trajectory that blows up keeps its frames and a FAILED note
+                 exploration temperature and each volume scale of teacher_md; a trajectory that blows up
+                 keeps its frames and a FAILED note
     devi.npz     per trajectory: each visited frame's force deviation, DP-GEN's definition: per atom
                  sigma_i = sqrt(mean_m |F_m,i - <F_i>|^2) over the models, the frame's the max over
                  atoms (also written as DP-GEN's model_devi.out)
