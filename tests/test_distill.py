@@ -65,8 +65,8 @@ def test_pipeline_runs_every_stage(run):
     for rel, digest in man["stages"]["train"]["outputs"].items():
         assert len(digest) == 64 and (out / rel).exists()
     label = man["stages"]["label"]["info"]
-    assert label["frames"]["frames"] == 10 and label["holdout"]["kept"] == 5
-    assert label["frames"]["kept"] + label["frames"]["dropped_max_force"] == 10
+    assert label["frames"]["frames"] == 2 * 2 * 5 and label["holdout"]["kept"] == 5  # structures x volumes x frames
+    assert label["frames"]["kept"] + label["frames"]["dropped_max_force"] == 2 * 2 * 5
     # the trained student: the board's shape, its sidecar, a quantized image that agrees with it
     from nvnmd.quantize.build import check_limits
     from nvnmd.student import load_student
