@@ -313,3 +313,15 @@ def test_volume_scales_add_runs_and_keep_the_old_ones(tmp_path, lgps):
     first = read(str(tmp_path / "md" / "traj.extxyz"), index=0)
     assert first.get_volume() == pytest.approx(1.3 * lgps.get_volume(), rel=1e-9)
     np.testing.assert_allclose(first.get_scaled_positions(wrap=False), lgps.get_scaled_positions(wrap=False), atol=1e-9)
+
+
+def test_a_checkpoint_index_without_its_files_trains_from_scratch(tmp_path):
+    """A checkout carries train/checkpoint and lcurve.out but not the (ignored) model.ckpt files:
+    `--restart` would fail, so the stale index goes and training starts over."""
+    from nvnmd.distill.train import _checkpoint_files_exist
+
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-1000"\n'
+                                         'all_model_checkpoint_paths: "model.ckpt-1000"\n')
+    assert not _checkpoint_files_exist(tmp_path)
+    (tmp_path / "model.ckpt-1000.index").write_bytes(b"")
+    assert _checkpoint_files_exist(tmp_path)

@@ -185,6 +185,12 @@ def write_pairs_sidecar(model_path, data_dir, type_map: list[str], rcut: float) 
     return path
 
 
+def run_name(structure: int, temperature: float, volume_scale: float = 1.0) -> str:
+    """The directory name of one MD run (teacher_md's and the explore stage's): scale 1 keeps the
+    names of runs made before volume scales existed."""
+    return f"s{structure}_T{int(round(temperature))}K" + ("" if volume_scale == 1.0 else f"_V{volume_scale:.3f}")
+
+
 def scaled_to_volume(atoms, volume_scale: float):
     """The structure scaled isotropically to volume_scale times its volume (in place; returned)."""
     if volume_scale != 1.0:

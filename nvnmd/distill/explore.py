@@ -175,7 +175,7 @@ def run_round(cfg, outdir: Path, comps, tmap, k: int, before: list[dict], sel_fo
     models = _timed(rdir, "train", lambda: _train(cfg, outdir, rdir, k, tmap, sel_for(dirs), dirs, beat))
     temps = cfg.exploration_temperatures
     # at every volume of teacher_md too: the student must be trusted where the teacher's runs went
-    trajs = [(c, j, T, v, c.dir(rdir, "md") / (f"s{j}_T{int(round(T))}K" + ("" if v == 1.0 else f"_V{v:.3f}")))
+    trajs = [(c, j, T, v, c.dir(rdir, "md") / D.run_name(j, T, v))
              for c in comps for j in range(cfg.md_structures) for T in temps for v in cfg.volume_scales]
     _timed(rdir, "md", lambda: _explore_md(cfg, outdir, models[0], trajs, k, md_config, beat))
     devi = _timed(rdir, "deviation", lambda: _deviations(cfg, models, trajs, tmap, beat))

@@ -94,8 +94,8 @@ def _trajectories(cfg, outdir: Path, comp: Composition) -> list[tuple[str, Path,
     runs = []
     for k in range(cfg.md_structures):
         for T in cfg.temperatures:
-            for v in cfg.volume_scales:  # scale 1 keeps the names and seeds of runs made before scales existed
-                tag = f"s{k}_T{int(round(T))}K" + ("" if v == 1.0 else f"_V{v:.3f}")
+            for v in cfg.volume_scales:  # scale 1 keeps the seeds of runs made before scales existed
+                tag = D.run_name(k, T, v)
                 seed = comp.seed + 1000 * k + int(T) + (0 if v == 1.0 else 100_000 * int(round(1000 * v)))
                 runs.append((tag, md_dir / tag, _md_config(cfg, T, cfg.md_steps, cfg.frames_per_trajectory, seed),
                              start_dir / f"s{k}.extxyz", float(v)))

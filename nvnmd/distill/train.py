@@ -58,6 +58,10 @@ def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None) -> 
         return model
     text = json.dumps(doc, indent=1) + "\n"
     inp = workdir / "input.json"
+    if (workdir / "checkpoint").exists() and not _checkpoint_files_exist(workdir):
+        # the index survived but its checkpoint files did not (a fresh checkout of a part-trained state)
+        for stale in ("checkpoint", "lcurve.out"):
+            (workdir / stale).unlink(missing_ok=True)
     if (workdir / "checkpoint").exists():
         if inp.read_text() != text:
             raise NvnmdError(f"{workdir} holds a training started from another input; remove it to train again")
@@ -84,6 +88,15 @@ def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None) -> 
     os.replace(workdir / "model.tmp.pb", model)
     (workdir / "DONE").touch()
     return model
+
+
+def _checkpoint_files_exist(workdir: Path) -> bool:
+    """Whether the checkpoint deepmd-kit's `checkpoint` index names as the latest is on disk."""
+    for line in (workdir / "checkpoint").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model_checkpoint_path":
+            return (workdir / (value.strip().strip('"') + ".index")).exists()
+    return False
 
 
 def _wait(proc, seconds: float):
