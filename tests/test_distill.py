@@ -1,5 +1,5 @@
 """`nvnmd distill` end to end on a tiny setting with the REAL embedded teacher (DPA4-Neo-OMat24):
-the shipped 50-atom LGPS cell, 2 perturbed structures x 20 MD steps, 5 frames each, then one
+the shipped 50-atom LGPS cell, 2 perturbed structures x 10 MD steps at 2 volumes, 5 frames each, then one
 round of the explore stage (2 students of 100 steps, 40 MD steps at 900 and 1000 K from each
 structure, at most 4 candidates labelled), 200 training steps, a 0.2 ps robustness run. The run
 is killed (kill -9) mid-round, once the round has picked its candidates, and resumed. Then: the
@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[1] / "nvnmd" / "data"
 TRUST = (0.05, 2.0)  # eV/Å: wide, for students of 100 steps (the defaults suit trained ones)
 ENSEMBLE = ["--ensemble-size", "2", "--explore-rounds", "1", "--explore-train-steps", "100", "--explore-steps", "40",
             "--explore-every", "4", "--trust-lo", str(TRUST[0]), "--trust-hi", str(TRUST[1]), "--max-candidates", "4"]
-TINY = ["--structure", str(DATA / "lgps_relaxed.extxyz"), "--md-structures", "2", "--md-steps", "20", "--frames", "5",
+TINY = ["--structure", str(DATA / "lgps_relaxed.extxyz"), "--md-structures", "2", "--md-steps", "10", "--frames", "5",
         "--volume-scales", "1,1.2",
         "--holdout-steps", "10", "--holdout-frames", "5", "--train-steps", "200", "--robust-ps", "0.2",
         "--calib-frames", "10", "--reference-data", str(DATA / "frames" / "lgps50"), "--quiet", *ENSEMBLE]
