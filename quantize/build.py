@@ -63,13 +63,24 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
     dmin = min(candidates) if candidates else 1.0
     r_lo = CLOSE_FACTOR * dmin if close_distance is None else close_distance
     r_fit = _closest_mappable(student)
-    if close_distance is None and r_lo < r_fit:
+    r_type = np.full(nt, r_lo)  # where each centre type's rows end (== r_lo but for clamped types)
+    if close_distance is None and r_lo < float(r_fit.max()):
         # the R̃ format (±16) cannot reach further in; accept a smaller margin below the data
-        if r_fit > 0.95 * dmin:
-            raise FixedPointOverflowError(
-                f"pairs as close as {dmin:.3f} Å give normalised environments beyond the ±16 R̃ format "
-                f"(representable down to {r_fit:.3f} Å with this model's davg/dstd)")
-        r_lo = r_fit
+        ordinary = r_fit <= 0.95 * dmin
+        by_type = min_pair_distance_by_type(frames, student.rcut, nt)
+        r_lo = max(r_lo, float(r_fit[ordinary].max())) if ordinary.any() else r_lo
+        r_type[:] = r_lo
+        for t in np.nonzero(~ordinary)[0]:
+            # a centre type with narrow statistics (a scarce halide): its rows end further out, which
+            # is sound only where the guard's wall already acts, inside that element's closest pair
+            name = student.type_map[t]
+            d_t = _closest_pair_of(student, name)
+            d_t = None if d_t is None else min(d_t, by_type[t])
+            if d_t is None or r_fit[t] > 0.95 * d_t:
+                raise FixedPointOverflowError(
+                    f"pairs as close as {dmin if d_t is None else d_t:.3f} Å give {name}-centred environments "
+                    f"beyond the ±16 R̃ format (representable down to {r_fit[t]:.3f} Å with this model's davg/dstd)")
+            r_type[t] = r_fit[t]
     # §5.2 u tables
     du = 2.0**-S.LU
     n_u = math.ceil(student.rcut**2 / du)
@@ -77,16 +88,18 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
     if k_lo < 1 or k_lo >= n_u:
         raise FixedPointOverflowError(f"closest pair distance {dmin:.3f} Å gives no usable u grid")
     ug = np.arange(n_u + 1) * du
-    ug_safe = np.maximum(ug, k_lo * du)
+    k_type = np.maximum(k_lo, np.ceil(r_type**2 / du).astype(int))  # per centre type, >= k_lo
+    ug_safe = np.maximum(ug[None, :], (k_type * du)[:, None])
     s, ds, h, dh = radial(ug_safe, student.rcut, student.rcut_smth)
-    ds = np.where(ug < k_lo * du, 0.0, ds)
-    dh = np.where(ug < k_lo * du, 0.0, dh)
-    s_t = (s[None, :] - student.davg[:, :1]) / student.dstd[:, :1]
-    ds_t = ds[None, :] / student.dstd[:, :1]
-    h_t = h[None, :] / student.dstd[:, 1:2]
-    dh_t = dh[None, :] / student.dstd[:, 1:2]
+    below = ug[None, :] < (k_type * du)[:, None]
+    ds = np.where(below, 0.0, ds)
+    dh = np.where(below, 0.0, dh)
+    s_t = (s - student.davg[:, :1]) / student.dstd[:, :1]
+    ds_t = ds / student.dstd[:, :1]
+    h_t = h / student.dstd[:, 1:2]
+    dh_t = dh / student.dstd[:, 1:2]
     s_max = float(s_t.max())
-    rxyz_max = float((h_t * np.sqrt(ug_safe)[None, :]).max())
+    rxyz_max = float((h_t * np.sqrt(ug_safe)).max())
     limit = 2.0 ** (S.DATA_BITS - 1 - S.F_S) * 0.95
     if s_max >= limit or rxyz_max >= limit:
         raise FixedPointOverflowError(
@@ -148,19 +161,32 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
     for key in ("gT", "gR", "gG", "gs", "gh", "gu", "p"):
         model.frac[key] = _frac(mx[key], BWD_MARGIN, S.DATA_BITS)
     model.validate()
-    info = {"closest_pair": dmin, "r_lo": r_lo, "calibration_frames": len(frames), "maxima": mx,
+    clamped = {student.type_map[t]: float(r_type[t]) for t in range(nt) if k_type[t] > k_lo}
+    info = {"closest_pair": dmin, "r_lo": r_lo, **({"clamped_types": clamped} if clamped else {}),
+            "calibration_frames": len(frames), "maxima": mx,
             "s_range": [lo, s_max], "G_max": gmax}
     return model, info
 
 
-def _closest_mappable(student) -> float:
-    """Smallest r whose s̃ and |R̃xyz| stay below 15 (of the ±16 format) for every centre type."""
+def _closest_mappable(student) -> np.ndarray:
+    """Per centre type, the smallest r whose s̃ and |R̃xyz| stay below 15 (of the ±16 format)."""
     r = np.linspace(0.3, student.rcut, 20000)
     s, _, h, _ = radial(r * r, student.rcut, student.rcut_smth)
-    worst = np.maximum(((s[None] - student.davg[:, :1]) / student.dstd[:, :1]).max(0),
-                       (h[None] * r[None] / student.dstd[:, 1:2]).max(0))
-    ok = np.nonzero(worst < 15.0)[0]
-    return float(r[ok[0]]) if ok.size else student.rcut
+    worst = np.maximum((s[None] - student.davg[:, :1]) / student.dstd[:, :1],
+                       h[None] * r[None] / student.dstd[:, 1:2])
+    out = np.full(student.ntypes, float(student.rcut))
+    for t in range(student.ntypes):
+        ok = np.nonzero(worst[t] < 15.0)[0]
+        if ok.size:
+            out[t] = r[ok[0]]
+    return out
+
+
+def _closest_pair_of(student, name: str) -> float | None:
+    """The closest pair with an atom of element `name` in the training data (the sidecar), or None."""
+    pairs = student.closest_pairs or {}
+    d = [v for k, v in pairs.items() if name in k.split("-")]
+    return min(d) if d else None
 
 
 def _frac(maximum: float, margin: float, bits: int) -> int:
@@ -239,6 +265,22 @@ def _check_cubic_ranges(model: Nvq1Model) -> None:
         worst = max(int(np.abs(v).max()) for v in (3 * a, 2 * b + 3 * a, c, d))
         if worst >= lim:
             raise FixedPointOverflowError(f"{name} table: cubic coefficients need more than {S.DATA_BITS} bits")
+
+
+def min_pair_distance_by_type(frames, rcut: float, ntypes: int) -> np.ndarray:
+    """Per type, the closest pair with an atom of that type in the frames (inf where none within 3 Å)."""
+    from nvnmd.neighbors import build_neighbor_list
+
+    best = np.full(ntypes, np.inf)
+    for fr in frames:
+        i, j, shift = build_neighbor_list(fr.coord, fr.cell, min(rcut, 3.0)).slots(fr.cell)
+        if not len(i):
+            continue
+        d = np.linalg.norm(fr.coord[j] + shift - fr.coord[i], axis=1)
+        types = np.asarray(fr.types)
+        for side in (types[i], types[j]):
+            np.minimum.at(best, side, d)
+    return best
 
 
 def min_pair_distance(frames, rcut: float) -> float | None:

@@ -263,3 +263,38 @@ def test_test_reads_multi_frame_extxyz(tmp_path, capsys, student_path, frames_di
     # reading fewer or other frames would move these figures by far more than 1e-3
     for key in ("energy_per_atom", "force", "virial_per_atom"):
         assert runs["xyz"][key]["rmse"] == pytest.approx(runs["npy"][key]["rmse"], rel=1e-3)
+
+
+def test_a_narrow_centre_type_ends_its_rows_inside_the_guard(student, frames_dir):
+    """A centre type whose dstd is too small for the ±16 format near the closest pair (a scarce
+    halide of a mixed student) keeps the other rows as they were and ends its own rows at its
+    mappable r, constant below it, when that is inside its element's closest training pair (the
+    guard's wall acts there); a calibration pair of that element closer than that is refused."""
+    import copy
+
+    from nvnmd.quantize.build import _closest_mappable, quantize
+    from nvnmd.quantize.data import load_frames
+
+    frames = load_frames(frames_dir / "lgps50", student.type_map)[:2]
+    base, _ = quantize(student, frames)
+    narrow = copy.deepcopy(student)
+    g = student.type_map.index("Ge")
+    narrow.dstd = narrow.dstd.copy()
+    narrow.dstd[g, :] /= 1.5
+    r_g = float(_closest_mappable(narrow)[g])
+    d_g = min(v for k, v in narrow.closest_pairs.items() if "Ge" in k.split("-"))
+    assert r_g > 0.95 * min(v for v in narrow.closest_pairs.values()) and r_g <= 0.95 * d_g, (r_g, d_g)
+    model, info = quantize(narrow, frames)
+    assert set(info["clamped_types"]) == {"Ge"} and info["clamped_types"]["Ge"] == pytest.approx(r_g)
+    others = [t for t in range(student.ntypes) if t != g]
+    np.testing.assert_array_equal(model.u_tab[others], base.u_tab[others])
+    k_g = int(np.ceil(r_g**2 * 8))
+    rows = model.u_tab[g]  # [s, slope s, h, slope h] per grid point
+    assert np.all(rows[:, base.k_lo:k_g] == rows[:, k_g:k_g + 1] * np.array([1, 0, 1, 0])[:, None])
+    assert np.any(rows[1, k_g:] != 0)
+    close = load_frames(frames_dir / "lgps50", student.type_map)[:1]
+    i = int(np.nonzero(close[0].types == g)[0][0])
+    j = int(np.nonzero(close[0].types == student.type_map.index("S"))[0][0])
+    close[0].coord[j] = close[0].coord[i] + np.array([0.97 * r_g, 0.0, 0.0])
+    with pytest.raises(FixedPointOverflowError, match="Ge-centred"):
+        quantize(narrow, close)
