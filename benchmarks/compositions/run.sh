@@ -22,7 +22,7 @@ mkdir -p "$S"
 [ -f "$S/lpscl_disordered.extxyz" ] || $NVNMD structure argyrodite --halide Cl --site-disorder 0.5 --supercell 2,2,2 --seed 0 -o "$S/lpscl_disordered.extxyz"
 cp benchmarks/compositions/grid.toml "$S/grid.toml"
 $NVNMD conductivity --grid "$S/grid.toml" --backend sim --model "$STUDENT/student.pb" --image "$STUDENT/student.nvq" \
-    --steps "${STEPS:-30000}" --dt 2 --workers "${WORKERS:-2}" -o "$OUT/sweep"
+    --steps "${STEPS:-15000}" --dt 2 --workers "${WORKERS:-2}" -o "$OUT/sweep"
 for f in compositions.csv conductivity.json composition.png arrhenius.png msd_energy.png; do
     [ -f "$OUT/sweep/$f" ] && cp "$OUT/sweep/$f" benchmarks/compositions/
 done
