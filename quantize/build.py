@@ -58,19 +58,20 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
 
     check_limits(student)
     nt = student.ntypes
-    dmin_data = min_pair_distance(frames, student.rcut)
+    by_type = min_pair_distance_by_type(frames, student.rcut, nt)
+    dmin_data = float(by_type.min()) if np.isfinite(by_type).any() else None
     candidates = [d for d in (student.min_nbor_dist, dmin_data) if d]
     dmin = min(candidates) if candidates else 1.0
     r_lo = CLOSE_FACTOR * dmin if close_distance is None else close_distance
     r_fit = _closest_mappable(student)
-    r_type = np.full(nt, r_lo)  # where each centre type's rows end (== r_lo but for clamped types)
+    clamped_type = np.zeros(nt, dtype=bool)
     if close_distance is None and r_lo < float(r_fit.max()):
         # the R̃ format (±16) cannot reach further in; accept a smaller margin below the data
         ordinary = r_fit <= 0.95 * dmin
-        by_type = min_pair_distance_by_type(frames, student.rcut, nt)
-        r_lo = max(r_lo, float(r_fit[ordinary].max())) if ordinary.any() else r_lo
-        r_type[:] = r_lo
-        for t in np.nonzero(~ordinary)[0]:
+        if ordinary.any():
+            r_lo = max(r_lo, float(r_fit[ordinary].max()))
+        clamped_type = ~ordinary
+        for t in np.nonzero(clamped_type)[0]:
             # a centre type with narrow statistics (a scarce halide): its rows end further out, which
             # is sound only where the guard's wall already acts, inside that element's closest pair
             name = student.type_map[t]
@@ -80,7 +81,7 @@ def quantize(student, frames, *, close_distance: float | None = None, progress=N
                 raise FixedPointOverflowError(
                     f"pairs as close as {dmin if d_t is None else d_t:.3f} Å give {name}-centred environments "
                     f"beyond the ±16 R̃ format (representable down to {r_fit[t]:.3f} Å with this model's davg/dstd)")
-            r_type[t] = r_fit[t]
+    r_type = np.where(clamped_type, r_fit, r_lo)  # where each centre type's rows end
     # §5.2 u tables
     du = 2.0**-S.LU
     n_u = math.ceil(student.rcut**2 / du)
@@ -268,7 +269,8 @@ def _check_cubic_ranges(model: Nvq1Model) -> None:
 
 
 def min_pair_distance_by_type(frames, rcut: float, ntypes: int) -> np.ndarray:
-    """Per type, the closest pair with an atom of that type in the frames (inf where none within 3 Å)."""
+    """Per type, the closest pair with an atom of that type in the frames (inf where none within 3 Å);
+    their minimum is the frames' closest pair."""
     from nvnmd.neighbors import build_neighbor_list
 
     best = np.full(ntypes, np.inf)
@@ -280,17 +282,4 @@ def min_pair_distance_by_type(frames, rcut: float, ntypes: int) -> np.ndarray:
         types = np.asarray(fr.types)
         for side in (types[i], types[j]):
             np.minimum.at(best, side, d)
-    return best
-
-
-def min_pair_distance(frames, rcut: float) -> float | None:
-    from nvnmd.neighbors import build_neighbor_list
-
-    best = None
-    for fr in frames:
-        i, j, shift = build_neighbor_list(fr.coord, fr.cell, min(rcut, 3.0)).slots(fr.cell)
-        if not len(i):
-            continue
-        d = np.linalg.norm(fr.coord[j] + shift - fr.coord[i], axis=1)
-        best = float(d.min()) if best is None else min(best, float(d.min()))
     return best
