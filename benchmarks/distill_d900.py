@@ -12,7 +12,12 @@ propagated block errors and the run-to-run standard error.
 
     OMP_NUM_THREADS=1 python benchmarks/distill_d900.py [--distill student/distill/lgps] [--ps 12]
         [--runs 3] [--teacher-runs 1] [--which teacher,float,quantized] [--outdir runs/distill_d900]
-        [--json benchmarks/distill_d900_results.json]
+        [--json benchmarks/distill_d900_results.json] [--student DIR] [--teacher-from JSON]
+
+`--student DIR` runs another distillation's student.pb/student.nvq in `--distill`'s cell (e.g. the
+multi-species student in the LGPS cell). `--teacher-from JSON` takes the teacher's D from an earlier
+result of this script instead of rerunning it (its 12 ps cost 9 230 s here), only when the teacher's
+SHA-256, the structure, temperature, time step, run length, runs and seed all match.
 
 Finished runs are kept (per model SHA-256) and resumed from their checkpoints when killed; `--which`
 lets the teacher run on one core while the students run on the other (the JSON is written from
@@ -123,7 +128,20 @@ def pooled_short(trajs: list[Path], temperature: float, window_ps=(0.4, 1.4)) ->
             "fit_window_ps": list(window_ps), "runs": len(trajs)}
 
 
-def short_protocol(distill: Path, man: dict, outdir: Path, which_now: set) -> dict:
+def reused_teacher(path: Path, out: dict, nruns: int) -> dict:
+    """The teacher's entry of an earlier result, refused (SystemExit, one line) unless it ran the same protocol."""
+    old = json.loads(path.read_text())
+    keys = ("teacher_sha256", "structure", "natoms", "temperature_K", "dt_fs", "run_ps", "ensemble")
+    differ = [k for k in keys if old.get(k) != out.get(k)]
+    if "teacher" not in old or len(old["teacher"]["runs"]) != nruns \
+            or [r["seed"] for r in old["teacher"]["runs"]] != [out["seed"] + k for k in range(nruns)]:
+        differ.append("teacher runs/seeds")
+    if differ:
+        raise SystemExit(f"--teacher-from {path}: its teacher ran another protocol ({', '.join(differ)})")
+    return {**old["teacher"], "reused_from": str(path)}
+
+
+def short_protocol(distill: Path, student: Path, man: dict, outdir: Path, which_now: set) -> dict:
     """The distillation's own teacher runs (each perturbed start, its seed, 2 ps at 1 fs) and the
     students rerunning exactly those runs: one estimator for all three, same bias."""
     from ase.io import read
@@ -141,7 +159,7 @@ def short_protocol(distill: Path, man: dict, outdir: Path, which_now: set) -> di
                        f"{cfg.dt_fs:g} fs, the distillation's perturbed starts and seeds",
            "teacher": pooled_short([d / "traj.extxyz" for _, d, _ in runs], T)}
     res["teacher"]["stage_wall_s"] = man["stages"]["teacher_md"]["wall_s"]
-    for which, model in (("float", distill / "student.pb"), ("quantized", distill / "student.nvq")):
+    for which, model in (("float", student / "student.pb"), ("quantized", student / "student.nvq")):
         base = outdir / f"short-{which}-{sha256(model)[:12]}"
         backend, t_md = None, 0.0
         for name, _, md in runs:
@@ -177,23 +195,29 @@ def main() -> None:
     ap.add_argument("--which", default="teacher,float,quantized", help="models to run now (the others are only read)")
     ap.add_argument("--outdir", default="runs/distill_d900")
     ap.add_argument("--json", default=str(HERE / "distill_d900_results.json"))
+    ap.add_argument("--student", help="the distillation whose student runs (default: --distill)")
+    ap.add_argument("--teacher-from", help="an earlier result JSON whose teacher D is reused when its protocol matches")
     args = ap.parse_args()
     distill = Path(args.distill)
+    student = Path(args.student or args.distill)
     man = json.loads((distill / "manifest.json").read_text())
     structure = Path(man["structure"]["path"])
-    models = {"teacher": (man["teacher"]["spec"], args.teacher_runs), "float": (distill / "student.pb", args.runs),
-              "quantized": (distill / "student.nvq", args.runs)}
+    models = {"teacher": (man["teacher"]["spec"], args.teacher_runs), "float": (student / "student.pb", args.runs),
+              "quantized": (student / "student.nvq", args.runs)}
     now = set(args.which.split(","))
     out = {"temperature_K": args.temperature, "natoms": man["structure"]["natoms"], "structure": str(structure),
            "ensemble": "csvr (tau 100 fs)", "dt_fs": args.dt, "run_ps": args.ps, "distill": str(distill),
-           "machine_load_at_start": os.getloadavg()[0]}
+           "student": str(student), "seed": args.seed, "machine_load_at_start": os.getloadavg()[0]}
     for which, (model, nruns) in models.items():
         digest = man["teacher"]["sha256"] if which == "teacher" else sha256(model)
         out[f"{which}_sha256"] = digest
+        if which == "teacher" and args.teacher_from:
+            out["teacher"] = reused_teacher(Path(args.teacher_from), out, nruns)
+            continue
         res = model_runs(which, model, structure, args, Path(args.outdir) / f"{which}-{digest[:12]}", nruns, which in now)
         if res is not None:
             out[which] = res
-    out["short"] = short_protocol(distill, man, Path(args.outdir), now)
+    out["short"] = short_protocol(distill, student, man, Path(args.outdir), now)
     for which in ("float", "quantized"):
         if which in out and "teacher" in out:
             a, b = out[which], out["teacher"]
