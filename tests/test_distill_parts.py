@@ -325,3 +325,30 @@ def test_a_checkpoint_index_without_its_files_trains_from_scratch(tmp_path):
     assert not _checkpoint_files_exist(tmp_path)
     (tmp_path / "model.ckpt-1000.index").write_bytes(b"")
     assert _checkpoint_files_exist(tmp_path)
+
+
+def test_pair_embedding_reaches_the_training_input_and_old_runs_still_resume(tmp_path):
+    """--pair-embedding: deepmd's type_one_side false in the student's input (one embedding net per type
+    pair); at the default the recorded parameters are the ones made before the option existed."""
+    import argparse
+
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.train import training_input
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args(["distill", "--structure", str(DATA / "lgps_relaxed.extxyz"),
+                                                   *argv, "-o", str(tmp_path / "o")]))
+
+    plain, pair = cfg(), cfg("--pair-embedding")
+    assert "type_one_side" not in plain.semantic() and pair.semantic()["type_one_side"] is False
+    committed = json.loads((DATA.parents[1] / "student/distill/lgps_gen/manifest.json").read_text())["parameters"]
+    assert DistillConfig.from_dict(committed).semantic() == committed
+    assert DistillConfig.from_dict(pair.semantic()).type_one_side is False  # a resume reads it back
+    tmap, sel = ["Li", "Ge", "P", "S"], [32, 8, 12, 36]
+    for c, one_side in ((plain, True), (pair, False)):
+        doc = training_input(c, tmap, sel, "data/train", "data/holdout", seed=1)
+        assert doc["model"]["descriptor"]["type_one_side"] is one_side

@@ -94,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             g.add_argument(opt, dest=name, default=None, metavar=metavar, help=text)
         else:
             g.add_argument(opt, dest=name, default=None, metavar=metavar, help=f"{text} (default {default})")
+    p.add_argument("--pair-embedding", dest="type_one_side", action="store_false", default=True,
+                   help="one embedding net per (centre, neighbour) type pair instead of per neighbour type "
+                        "(deepmd-kit type_one_side false; the image holds nt² embedding tables instead of nt)")
     p.add_argument("-o", "--output", required=True, help="output directory (rerun the same command to resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_distill)
@@ -147,7 +150,7 @@ def _structures(args) -> dict:
 
 
 def config_from_args(args) -> DistillConfig:
-    kw = {"teacher": args.teacher, **_structures(args), "progress": not args.quiet,
+    kw = {"teacher": args.teacher, **_structures(args), "progress": not args.quiet, "type_one_side": args.type_one_side,
           "supercell": _ints(args.supercell, "--supercell")}
     if len(kw["supercell"]) != 3:
         raise NvnmdError(f"--supercell must be three positive integers like 2,2,1, got {args.supercell}")

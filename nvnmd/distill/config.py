@@ -13,7 +13,7 @@ NON_SEMANTIC = ("workers", "progress")
 
 # parameters added after manifests were first written, with the default that means "as before":
 # left out of the recorded parameters while at that default, so older manifests still resume
-ADDED_LATER = {"structures": (), "volume_scales": (1.0,)}
+ADDED_LATER = {"structures": (), "volume_scales": (1.0,), "type_one_side": True}
 
 # the exploration's parameters: they mean nothing while ensemble_size is 0 (off), so they are left
 # out of the recorded parameters then (a run without the ensemble records what it did before)
@@ -31,7 +31,7 @@ FIRST_STAGE = {
     **dict.fromkeys(("label_chunk", "max_force"), "label"),
     # the explore stage's students use the student's shape and learning rate: those start there too
     **dict.fromkeys(("ensemble_size", *EXPLORE), "explore"),
-    **dict.fromkeys(("rcut", "rcut_smth", "embedding", "axis_neuron", "fitting", "sel_margin", "start_lr",
+    **dict.fromkeys(("rcut", "rcut_smth", "embedding", "axis_neuron", "type_one_side", "fitting", "sel_margin", "start_lr",
                      "stop_lr", "batch_size"), "explore"),
     "train_steps": "train",
     "calib_frames": "quantize",
@@ -78,6 +78,8 @@ class DistillConfig:
     rcut_smth: float = 1.0
     embedding: tuple = (8, 16, 32)
     axis_neuron: int = 8
+    # one embedding net per neighbour type (True), or per (centre, neighbour) type pair: nt² board tables
+    type_one_side: bool = True
     fitting: tuple = (128, 128, 128)
     sel_margin: float = 1.15  # sel = ceil(margin * most neighbours of a type seen), to a multiple of 4
     train_steps: int = 200000

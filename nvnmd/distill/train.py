@@ -30,7 +30,7 @@ def training_input(cfg, type_map: list[str], sel: list[int], train_dir, valid_di
             "type_map": list(type_map),
             "descriptor": {"type": "se_e2_a", "sel": list(sel), "rcut_smth": cfg.rcut_smth, "rcut": cfg.rcut,
                            "neuron": list(cfg.embedding), "resnet_dt": False, "axis_neuron": cfg.axis_neuron,
-                           "type_one_side": True, "precision": "float64", "seed": seed},
+                           "type_one_side": cfg.type_one_side, "precision": "float64", "seed": seed},
             "fitting_net": {"neuron": list(cfg.fitting), "resnet_dt": True, "precision": "float64", "seed": seed},
         },
         "learning_rate": {"type": "exp", "decay_steps": decay_steps, "start_lr": cfg.start_lr, "stop_lr": cfg.stop_lr},
