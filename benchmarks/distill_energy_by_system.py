@@ -18,16 +18,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def per_atom_energy_error(pred, frames) -> np.ndarray:
-    return np.array([(p[0] - fr.energy) / len(fr.types) for p, fr in zip(pred, frames)])
+def summary(pred, frames, name: str) -> dict:
+    """The validate stage's own numbers (nvnmd.distill.validate.errors) in meV: E RMSE, mean offset and
+    the RMSE with it removed (the spread), F RMSE."""
+    from nvnmd.distill.validate import errors
 
-
-def force_rmse(pred, frames) -> float:
-    return float(np.sqrt(np.mean(np.concatenate([(np.asarray(p[1]) - fr.forces).ravel() ** 2
-                                                 for p, fr in zip(pred, frames)]))))
+    r = errors(pred, frames, name)
+    e = r["energy_per_atom"]
+    return {"frames": r["frames"], "E_rmse_meV_atom": e["rmse"] * 1e3, "E_mean_offset_meV_atom": e["mean_offset"] * 1e3,
+            "E_rmse_offset_removed_meV_atom": e["rmse_offset_removed"] * 1e3, "F_rmse_meV_A": r["force"]["rmse"] * 1e3}
 
 
 def main() -> None:
+    from deepmd.infer import DeepPot
+
     from nvnmd.distill.config import DistillConfig
     from nvnmd.distill.pipeline import _reference_frames, _teacher_on
     from nvnmd.quantize.evaluate import run_deeppot
@@ -38,8 +42,6 @@ def main() -> None:
     args = ap.parse_args()
     first = Path(args.runs[0])
     cfg = DistillConfig.from_dict(json.loads((first / "manifest.json").read_text())["parameters"])
-    from deepmd.infer import DeepPot
-
     type_map = DeepPot(str(first / "student.pb")).get_type_map()
     frames = _reference_frames(cfg, type_map)
     preds = {"teacher": _teacher_on(cfg, frames, type_map, first / "validate" / "reference_teacher", None)}
@@ -51,23 +53,20 @@ def main() -> None:
     out = {"reference_data": cfg.reference_data, "every": cfg.reference_every, "frames": len(frames),
            "type_map": type_map, "models": {}}
     for name, pred in preds.items():
-        de = per_atom_energy_error(pred, frames)
         by = {}
-        for s in systems:
-            sel = np.array([fr.system == s for fr in frames])
-            by[Path(s).name] = {"frames": int(sel.sum()), "mean_meV": float(de[sel].mean() * 1e3),
-                                "std_meV": float(de[sel].std() * 1e3)}
-        out["models"][name] = {"E_rmse_meV_atom": float(np.sqrt(np.mean(de ** 2)) * 1e3),
-                               "E_mean_offset_meV_atom": float(de.mean() * 1e3),
-                               "E_rmse_offset_removed_meV_atom": float(de.std() * 1e3),
-                               "F_rmse_meV_A": force_rmse(pred, frames) * 1e3, "by_system": by}
+        for sysname in systems:
+            idx = [k for k, fr in enumerate(frames) if fr.system == sysname]
+            r = summary([pred[k] for k in idx], [frames[k] for k in idx], name)
+            by[Path(sysname).name] = {"frames": r["frames"], "mean_meV": r["E_mean_offset_meV_atom"],
+                                      "std_meV": r["E_rmse_offset_removed_meV_atom"]}
+        out["models"][name] = {**summary(pred, frames, name), "by_system": by}
     tmp = Path(args.json).with_name(f".{Path(args.json).name}.tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n")
     tmp.replace(args.json)
     names = list(out["models"])
     print(f"{'system':22s}" + "".join(f"{n[:14]:>16s}" for n in names))
-    for s in systems:
-        k = Path(s).name
+    for sysname in systems:
+        k = Path(sysname).name
         print(f"{k:22s}" + "".join(f"{out['models'][n]['by_system'][k]['mean_meV']:+8.2f} ±{out['models'][n]['by_system'][k]['std_meV']:5.2f}"
                                    for n in names))
     for key in ("E_rmse_meV_atom", "E_mean_offset_meV_atom", "E_rmse_offset_removed_meV_atom", "F_rmse_meV_A"):

@@ -13,6 +13,7 @@
 # No DFT label is used in training. Resumable: rerun the same command.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+PAIR=
 case "${1:-}" in
     m64a16) EMB=16,32,64; AXIS=16; STEPS=${TRAIN_STEPS:-100000} ;;
     m32a16) EMB=8,16,32;  AXIS=16; STEPS=${TRAIN_STEPS:-150000} ;;
@@ -20,7 +21,6 @@ case "${1:-}" in
     *) echo "usage: $0 m64a16|m32a16|pair" >&2; exit 2 ;;
 esac
 OUT=student/distill/lgps_$1
-PAIR=${PAIR:-}
 export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg DP_INTRA_OP_PARALLELISM_THREADS=1 DP_INTER_OP_PARALLELISM_THREADS=1
 if [ ! -d "$OUT" ]; then
     SRC=student/distill/lgps_gen
@@ -32,12 +32,12 @@ for s in ("train", "quantize", "validate"): m["stages"].pop(s, None)
 m["parameters"].update(embedding=[int(x) for x in emb.split(",")], axis_neuron=int(axis), train_steps=int(steps))
 if pair: m["parameters"]["type_one_side"] = False
 m["stages"]["explore"]["info"]["copied_from"] = {"run": "lgps_gen", "ensemble_embedding": [8, 16, 32], "ensemble_axis_neuron": 8}
-json.dump(m, open(p, "w"), indent=1)' "$OUT/manifest.json" "$EMB" "$AXIS" "$STEPS" "${PAIR:-}"
+json.dump(m, open(p, "w"), indent=1)' "$OUT/manifest.json" "$EMB" "$AXIS" "$STEPS" "$PAIR"
 fi
 exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxyz \
     -T 600,1000,1400 --volume-scales 1,1.15,1.35,1.6 --md-structures 1 --md-steps 1500 --frames 150 \
     --ensemble-size 2 --explore-rounds 2 --explore-train-steps 20000 --explore-steps 3000 --explore-every 10 \
     --explore-temperatures 900,1200,1500 --max-candidates 300 \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
-    --embedding "$EMB" --axis-neuron "$AXIS" ${PAIR:-} \
+    --embedding "$EMB" --axis-neuron "$AXIS" $PAIR \
     --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "$STEPS" -o "$OUT"
