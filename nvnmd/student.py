@@ -413,7 +413,8 @@ def student_from_deepmd(data: dict, source: str = "") -> Student:
     else:
         if len(nets) != ntypes * ntypes:
             _refuse(f"{source}: expected {ntypes * ntypes} embedding nets, found {len(nets)}")
-        embedding = [[_network(nets[ti * ntypes + tj], source) for tj in range(ntypes)] for ti in range(ntypes)]
+        # deepmd-kit's NetworkCollection flattens the key (centre, neighbour) as centre + neighbour * ntypes
+        embedding = [[_network(nets[ti + tj * ntypes], source) for tj in range(ntypes)] for ti in range(ntypes)]
 
     fnets = fit["nets"]["networks"]
     if len(fnets) != ntypes:

@@ -83,6 +83,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     model.meta_extra.update({"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]},
                              "model_sha256": model_sha256(args.student)})
     image = model.to_image()
+    _check_image_against_float(image, args.student, student, frames)
     image.write(args.output)
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes, profile nvq1, "
           f"{len(frames)} calibration frames, sha256 {image.digest()[:16]}")
@@ -102,6 +103,20 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                            frames=frames, stats=stats)
         print((out / "report.txt").read_text(), end="")
     return 0
+
+
+def _check_image_against_float(image, model_path, student, frames, most: int = 16) -> None:
+    """Before the image is written: up to `most` calibration frames through the image and through
+    deepmd-kit, refused when they disagree beyond rounding."""
+    import numpy as np
+
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.image import Image
+    from nvnmd.quantize.evaluate import check_against_float, compare, run_deeppot, run_image
+
+    pick = [frames[i] for i in sorted(set(np.linspace(0, len(frames) - 1, min(most, len(frames))).round().astype(int)))]
+    pred, _ = run_image(SimBackend(Image.from_bytes(image.to_bytes())), pick)
+    check_against_float(compare(pred, run_deeppot(model_path, pick, student.type_map), pick, "float student"), model_path)
 
 
 def _emit(image, out_dir) -> None:

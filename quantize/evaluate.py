@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from nvnmd.errors import CorruptFileError, NeighborOverflowError, NvnmdError
+from nvnmd.errors import CorruptFileError, NeighborOverflowError, NvnmdError, UnsupportedModelError
+
+# A sound image is within ~1e-5 eV/atom and ~1e-4 eV/Å of its float student (rounding only); a
+# gap 100x that means the image computes another model than deepmd-kit does (a misread model file).
+FLOAT_AGREEMENT = {"energy_per_atom": (1e-3, "eV/atom"), "force": (2e-2, "eV/Å")}
 
 
 def run_image(backend, frames):
@@ -85,6 +89,18 @@ def compare(pred, ref, frames, what_ref: str) -> dict:
             a = np.concatenate([np.atleast_1d(x) for x in arr])
             res[key] = {"rmse": float(np.sqrt(np.mean(a * a))), "mae": float(np.mean(np.abs(a)))}
     return res
+
+
+def check_against_float(result: dict, source) -> None:
+    """Refuse an image whose RMSE against its float student (`compare(pred, float_pred, ...)`) is
+    beyond rounding; a NaN reference (deepmd-kit's numpy backend has no forces) is not judged."""
+    for key, (bound, unit) in FLOAT_AGREEMENT.items():
+        rmse = result.get(key, {}).get("rmse")
+        if rmse is not None and np.isfinite(rmse) and rmse > bound:
+            raise UnsupportedModelError(
+                f"{source}: the quantized image is {rmse:.3g} {unit} RMSE off deepmd-kit's own evaluation of this "
+                f"model on {result['frames']} calibration frames (rounding gives < {bound / 100:g}): the model was "
+                f"not read as deepmd-kit runs it; refused")
 
 
 def check_no_overflow(stats: dict) -> None:

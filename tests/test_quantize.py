@@ -298,3 +298,91 @@ def test_a_narrow_centre_type_ends_its_rows_inside_the_guard(student, frames_dir
     close[0].coord[j] = close[0].coord[i] + np.array([0.97 * r_g, 0.0, 0.0])
     with pytest.raises(FixedPointOverflowError, match="Ge-centred"):
         quantize(narrow, close)
+
+
+def _pair_embedding_dp(serialized, path, transpose=False):
+    """The shipped student turned into a type_one_side=false model (.dp): one embedding net per (centre,
+    neighbour) pair, each the neighbour's net with its last layer scaled by a factor of the pair, so no
+    two nets agree and (ti, tj) differs from (tj, ti). deepmd-kit flattens the pair as ti + tj * ntypes;
+    `transpose` writes them the other way round (what a loader that misreads the order would see)."""
+    data = copy.deepcopy(serialized)
+    emb = data["model"]["descriptor"]["embeddings"]
+    nt = emb["ntypes"]
+    nets = []
+    for tj in range(nt):
+        for ti in range(nt):
+            a, b = (tj, ti) if transpose else (ti, tj)
+            net = copy.deepcopy(emb["networks"][b])
+            last = net["layers"][-1]["@variables"]
+            last["w"] = np.asarray(last["w"]) * (1.0 + 0.25 * a - 0.1 * b)
+            nets.append(net)
+    emb.update(ndim=2, networks=nets)
+    data["model"]["descriptor"]["type_one_side"] = False
+    for net in data["model"]["fitting"]["nets"]["networks"]:  # TF never applies these on layer 0
+        layer0 = net["layers"][0]
+        layer0.update(resnet=False, use_timestep=False)
+        layer0["@variables"]["idt"] = None
+    return _save_dp({k: data[k] for k in ("model", "model_def_script")} | {"backend": "dpmodel"}, path)
+
+
+def test_pair_embedding_student_computes_what_deeppot_computes(tmp_path, serialized, frames_dir):
+    """type_one_side=false (nt² embedding tables, fpga/SPEC.md §5.4): the image's energies agree with
+    deepmd-kit's on the same model file, its forces with deepmd-kit's energy gradient (finite
+    differences: the numpy backend has no forces), reference, fast (C and numpy) and tf64 kernels
+    bit-identical; an image of the nets in the transposed order is far off, and refused by the check
+    that `nvnmd quantize` and the distill pipeline run before writing an image."""
+    from deepmd.infer import DeepPot
+
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.image import Image
+    from nvnmd.quantize.build import quantize
+    from nvnmd.quantize.data import load_frames
+    from nvnmd.quantize.evaluate import check_against_float, compare, run_deeppot, run_image
+    from nvnmd.sim.nvq1 import Nvq1Simulator
+    from nvnmd.sim.nvq1.fast import FastKernel
+    from nvnmd.student import load_student
+
+    path = _pair_embedding_dp(serialized, tmp_path / "pair.dp")
+    student = load_student(path)
+    assert not student.type_one_side
+    frames = load_frames(frames_dir / "lgps50", student.type_map)[:3]
+    model, _ = quantize(student, frames)
+    assert model.g_tab.shape[0] == student.ntypes ** 2
+    sim = SimBackend(Image.from_bytes(model.to_image().to_bytes()))
+    pred, stats = run_image(sim, frames)
+    assert stats["saturations"] == 0
+    res = compare(pred, run_deeppot(path, frames, student.type_map), frames, "float student")
+    assert res["energy_per_atom"]["rmse"] <= 2e-5, res
+    check_against_float(res, path)
+
+    frame, h = frames[0], 1e-3
+    dp = DeepPot(str(path))
+    for atom in (0, int(np.nonzero(frame.types == student.type_map.index("Ge"))[0][0])):
+        for axis in range(3):
+            e = []
+            for sign in (1, -1):
+                coord = frame.coord.copy()
+                coord[atom, axis] += sign * h
+                e.append(float(dp.eval(coord.reshape(1, -1), frame.cell.reshape(1, 9), frame.types)[0][0, 0]))
+            assert pred[0][1][atom, axis] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=1e-3)
+
+    from nvnmd.compute import encode_request
+    from nvnmd.neighbors import build_neighbor_list
+
+    nl = build_neighbor_list(frame.coord, frame.cell, model.rcut + 1.0)
+    req = encode_request(frame.coord, frame.types, frame.cell, nl.nlist, nl.shifts)
+    fast = sim.sim.compute(req)
+    for other in (sim.sim.compute(req, kernel="reference"), Nvq1Simulator(model, kernel="tf64").compute(req)):
+        assert other.energy == fast.energy
+        np.testing.assert_array_equal(other.forces, fast.forces)
+        np.testing.assert_array_equal(other.virial, fast.virial)
+    numpy_only = FastKernel(model, use_c=False).compute(req.coords, req.types, req.cell, req.nlist, req.shifts)
+    np.testing.assert_array_equal(numpy_only[1], fast.forces)
+
+    wrong = load_student(_pair_embedding_dp(serialized, tmp_path / "transposed.dp", transpose=True))
+    bad, _ = quantize(wrong, frames)
+    bad_pred, _ = run_image(SimBackend(Image.from_bytes(bad.to_image().to_bytes())), frames)
+    off = compare(bad_pred, run_deeppot(path, frames, student.type_map), frames, "float student")
+    assert off["energy_per_atom"]["rmse"] > 1e-3, off
+    with pytest.raises(UnsupportedModelError, match="not read as deepmd-kit runs it"):
+        check_against_float(off, path)
