@@ -186,3 +186,32 @@ def test_explore_frames_carry_the_teachers_labels_once(run):
     assert s["energies"][0] == pytest.approx(res.energy, abs=1e-5)
     np.testing.assert_allclose(s["forces"][0], res.forces, atol=1e-5)
     np.testing.assert_allclose(s["virials"][0].reshape(3, 3), res.virial, atol=1e-4)
+
+
+def test_robustness_run_of_a_replaced_image_starts_over(run, tmp_path):
+    """The quantize stage redone (a new image): the validate stage's robustness checkpoint is of the
+    old image, so the run starts over on the new one instead of refusing to resume or, finished,
+    being reported as the new image's."""
+    import shutil
+
+    from ase.io import read
+
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.validate import robustness
+    from nvnmd.image import Image
+
+    out, _ = run
+    cfg = DistillConfig.from_dict(json.loads((out / "manifest.json").read_text())["parameters"])
+    work = tmp_path / "robustness"
+    shutil.copytree(out / "validate" / "robustness", work)
+    with np.load(work / "checkpoint.npz", allow_pickle=False) as z:
+        saved = {k: z[k] for k in z.files}
+    ran = json.loads(str(saved["run"]))
+    assert ran["image_sha256"] == Image.read(out / "student.nvq").digest()
+    saved["run"] = np.array(json.dumps({**ran, "image_sha256": "0" * 64}))
+    np.savez(work / "checkpoint.npz", **saved)
+    (work / "thermo.csv").write_text("stale\n")
+    res = robustness(out / "student.nvq", read(out / "perturb" / "s0.extxyz"), cfg, work, progress=False)
+    assert res["simulated_ps"] == pytest.approx(0.2) and "stale" not in (work / "thermo.csv").read_text()
+    with np.load(work / "checkpoint.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["run"]))["image_sha256"] == ran["image_sha256"]

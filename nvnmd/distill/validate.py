@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +79,11 @@ def robustness(image_path: Path, atoms, cfg, outdir: Path, progress=True) -> dic
     done = False
     if ck.exists():
         with np.load(ck, allow_pickle=False) as z:
-            done = int(z["step"]) >= steps
+            ran = json.loads(str(z["run"])) if "run" in z.files else {}
+            stale = ran.get("image_sha256") not in (None, backend.image.digest())
+            done = not stale and int(z["step"]) >= steps
+        if stale:  # this stage's own run of an image the quantize stage has since replaced: start over
+            shutil.rmtree(outdir)
     if not done:
         summary = run_md(atoms, backend, md, outdir, resume=ck.exists(), progress=progress)
     return {"temperature_K": md.temperature, "steps": steps, "dt_fs": md.dt_fs, "ensemble": md.ensemble,
