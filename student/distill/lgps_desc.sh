@@ -8,7 +8,7 @@
 #   pair    lgps_gen's shape with one embedding net per (centre, neighbour) type pair (--pair-embedding:
 #           16 nets and board tables instead of 4), 200k steps
 #   r7      lgps_gen's shape with rcut 7.0 Å instead of 6.0 (sel [44,12,12,56]: 124 of the board's 128), 100k steps
-#   r7a16   rcut 7.0 Å and axis 16, 100k steps
+#   r7a16   rcut 7.0 Å and axis 16, 100k steps (not run to the end: r7 was worse than rcut 6 everywhere)
 # Why rcut: every board-sized student, the DFT-trained one included, misses the same hot DFT frames by
 # the same sign (±4 meV/atom within a system) while the teacher does not: information beyond 6 Å.
 # Everything up to and including the exploration is lgps_gen's (copied: perturb, teacher MD, sample,
