@@ -83,21 +83,22 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     model.meta_extra.update({"source": str(args.student), "calibration": {"frames": len(frames), "data": info["calib"]},
                              "model_sha256": model_sha256(args.student)})
     image = model.to_image()
-    _check_image_against_float(image, args.student, student, frames)
+    from nvnmd.backends.sim import SimBackend
+    from nvnmd.quantize.evaluate import compare, image_against_float
+
+    # every frame when a report is asked for, else a sample: the image is checked before it is written
+    checked = frames if args.report else [frames[i] for i in _spread(len(frames), 16)]
+    pred, stats, float_pred, vs_float = image_against_float(SimBackend(Image.from_bytes(image.to_bytes())), args.student,
+                                                            checked, student.type_map)
     image.write(args.output)
     print(f"wrote {args.output}: {Path(args.output).stat().st_size} bytes, profile nvq1, "
           f"{len(frames)} calibration frames, sha256 {image.digest()[:16]}")
     if args.emit_mem:
         _emit(image, args.emit_mem)
     if args.report:
-        from nvnmd.backends.sim import SimBackend
-        from nvnmd.quantize.evaluate import compare, run_deeppot, run_image
         from nvnmd.quantize.report import write_report
 
-        backend = SimBackend(Image.from_bytes(image.to_bytes()))
-        pred, stats = run_image(backend, frames)
-        float_pred = run_deeppot(args.student, frames, student.type_map)
-        results = [compare(pred, float_pred, frames, "float student"), compare(pred, "labels", frames, "labels"),
+        results = [vs_float, compare(pred, "labels", frames, "labels"),
                    compare(float_pred, "labels", frames, "student vs labels")]
         out = write_report(args.report, image=image, info=info, results=results, pred=pred, float_pred=float_pred,
                            frames=frames, stats=stats)
@@ -105,18 +106,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_image_against_float(image, model_path, student, frames, most: int = 16) -> None:
-    """Before the image is written: up to `most` calibration frames through the image and through
-    deepmd-kit, refused when they disagree beyond rounding."""
+def _spread(n: int, most: int) -> list[int]:
+    """Up to `most` indices spread evenly over range(n)."""
     import numpy as np
 
-    from nvnmd.backends.sim import SimBackend
-    from nvnmd.image import Image
-    from nvnmd.quantize.evaluate import check_against_float, compare, run_deeppot, run_image
-
-    pick = [frames[i] for i in sorted(set(np.linspace(0, len(frames) - 1, min(most, len(frames))).round().astype(int)))]
-    pred, _ = run_image(SimBackend(Image.from_bytes(image.to_bytes())), pick)
-    check_against_float(compare(pred, run_deeppot(model_path, pick, student.type_map), pick, "float student"), model_path)
+    return sorted(set(np.linspace(0, n - 1, min(most, n)).round().astype(int).tolist()))
 
 
 def _emit(image, out_dir) -> None:

@@ -103,6 +103,16 @@ def check_against_float(result: dict, source) -> None:
                 f"not read as deepmd-kit runs it; refused")
 
 
+def image_against_float(backend, model_path, frames, type_map: list[str]):
+    """The image (on `backend`) and deepmd-kit's evaluation of its model on the same frames, refused by
+    check_against_float beyond rounding: (pred, stats, float_pred, the comparison)."""
+    pred, stats = run_image(backend, frames)
+    float_pred = run_deeppot(model_path, frames, type_map)
+    result = compare(pred, float_pred, frames, "float student")
+    check_against_float(result, model_path)
+    return pred, stats, float_pred, result
+
+
 def check_no_overflow(stats: dict) -> None:
     if stats["overflow_atoms"]:
         raise NeighborOverflowError(

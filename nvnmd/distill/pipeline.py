@@ -321,7 +321,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         from nvnmd.image import Image
         from nvnmd.quantize.build import quantize as q
         from nvnmd.quantize.data import load_frames
-        from nvnmd.quantize.evaluate import check_against_float, compare, run_deeppot, run_image
+        from nvnmd.quantize.evaluate import compare, image_against_float, run_image
         from nvnmd.quantize.report import write_report
         from nvnmd.student import load_student
 
@@ -337,11 +337,9 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         model.meta_extra.update({"source": "student.pb", "calibration": {"frames": len(frames), "data": "data/train"}})
         image = model.to_image()
         sim = SimBackend(Image.from_bytes(image.to_bytes()))
-        pred, stats = run_image(sim, frames)
-        float_pred = run_deeppot(outdir / "student.pb", frames, student.type_map)
-        results = [compare(pred, float_pred, frames, "float student"), compare(pred, "labels", frames, "teacher labels"),
+        pred, stats, float_pred, vs_float = image_against_float(sim, outdir / "student.pb", frames, student.type_map)
+        results = [vs_float, compare(pred, "labels", frames, "teacher labels"),
                    compare(float_pred, "labels", frames, "student vs teacher")]
-        check_against_float(results[0], outdir / "student.pb")
         image.write(outdir / "student.nvq")
         info.update(source="student.pb", calib="data/train")
         rep = write_report(outdir / "quantize", image=image, info=info, results=results, pred=pred,

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def parity_png(path: Path, frames, panels: dict) -> None:
 
 def robustness(image_path: Path, atoms, cfg, outdir: Path, progress=True) -> dict:
     from nvnmd.backends.sim import SimBackend
-    from nvnmd.md.engine import MDConfig, run_md
+    from nvnmd.md.engine import MDConfig, load_checkpoint, resume_mismatch, run_identity, run_md
 
     steps = int(round(cfg.robust_ps * 1000.0 / cfg.robust_dt_fs))
     backend = SimBackend(image_path)
@@ -78,12 +77,13 @@ def robustness(image_path: Path, atoms, cfg, outdir: Path, progress=True) -> dic
     summary = {}
     done = False
     if ck.exists():
-        with np.load(ck, allow_pickle=False) as z:
-            ran = json.loads(str(z["run"])) if "run" in z.files else {}
-            stale = ran.get("image_sha256") not in (None, backend.image.digest())
-            done = not stale and int(z["step"]) >= steps
-        if stale:  # this stage's own run of an image the quantize stage has since replaced: start over
+        saved = load_checkpoint(ck)
+        if resume_mismatch(saved, md, run_identity(atoms, backend)):
+            # this stage's own run of what the stage no longer runs (an image the quantize stage has since
+            # replaced, changed robustness settings): start over instead of refusing to resume
             shutil.rmtree(outdir)
+        else:
+            done = int(saved["step"]) >= steps
     if not done:
         summary = run_md(atoms, backend, md, outdir, resume=ck.exists(), progress=progress)
     return {"temperature_K": md.temperature, "steps": steps, "dt_fs": md.dt_fs, "ensemble": md.ensemble,
