@@ -1,7 +1,8 @@
 """`nvnmd distill` end to end on a tiny setting with the REAL embedded teacher (DPA4-Neo-OMat24):
 the shipped 50-atom LGPS cell, 2 perturbed structures x 10 MD steps at 2 volumes, 5 frames each, then one
 round of the explore stage (2 students of 100 steps, 40 MD steps at 900 and 1000 K from each
-structure, at most 4 candidates labelled), 200 training steps, a 0.2 ps robustness run. The run
+structure, at most 4 candidates labelled), 200 training steps and two refinement phases of 50
+(--refine restart:50,finetune:50), a 0.2 ps robustness run. The run
 is killed (kill -9) mid-round, once the round has picked its candidates, and resumed. Then: the
 deviations are deepmd-kit's numbers for those models, the added frames carry the teacher's
 labels and are there once, a rerun redoes nothing, changed parameters are refused in one line.
@@ -25,7 +26,7 @@ ENSEMBLE = ["--ensemble-size", "2", "--explore-rounds", "1", "--explore-train-st
             "--explore-every", "4", "--trust-lo", str(TRUST[0]), "--trust-hi", str(TRUST[1]), "--max-candidates", "4"]
 TINY = ["--structure", str(DATA / "lgps_relaxed.extxyz"), "--md-structures", "2", "--md-steps", "10", "--frames", "5",
         "--volume-scales", "1,1.2",
-        "--holdout-steps", "10", "--holdout-frames", "5", "--train-steps", "200", "--robust-ps", "0.2",
+        "--holdout-steps", "10", "--holdout-frames", "5", "--train-steps", "200", "--refine", "restart:50,finetune:50", "--robust-ps", "0.2",
         "--calib-frames", "10", "--reference-data", str(DATA / "frames" / "lgps50"), "--quiet", *ENSEMBLE]
 
 
@@ -64,6 +65,17 @@ def test_pipeline_runs_every_stage(run):
     assert man["structure"]["natoms"] == 50 and "NVT" in man["scheme"]["md_ensemble"]
     for rel, digest in man["stages"]["train"]["outputs"].items():
         assert len(digest) == 64 and (out / rel).exists()
+    # the refinement phases: each starts from the previous phase's frozen model, the last one is the student
+    phases = [out / "train", out / "train" / "refine1_restart", out / "train" / "refine2_finetune"]
+    curves = [np.loadtxt(ph / "lcurve.out", ndmin=2)[:, 5] for ph in phases]  # rmse_f_val
+    for prev, ph, before, now in zip(phases, phases[1:], curves, curves[1:]):
+        log = (ph / "train.log").read_text()
+        assert f"--init-frz-model {os.path.relpath(prev / 'model.pb', ph)}" in log
+        assert "initialize training from the frozen model" in log
+        # from scratch (same seed) it would start at phase 1's first value; it starts where `prev` ended
+        assert now[0] != curves[0][0] and now[0] == pytest.approx(before[-1], rel=0.05), (before, now)
+        assert json.loads((ph / "input.json").read_text())["training"]["numb_steps"] == 50
+    assert (out / "student.pb").read_bytes() == (phases[-1] / "model.pb").read_bytes()
     label = man["stages"]["label"]["info"]
     assert label["frames"]["frames"] == 2 * 2 * 5 and label["holdout"]["kept"] == 5  # structures x volumes x frames
     assert label["frames"]["kept"] + label["frames"]["dropped_max_force"] == 2 * 2 * 5

@@ -352,3 +352,38 @@ def test_pair_embedding_reaches_the_training_input_and_old_runs_still_resume(tmp
     for c, one_side in ((plain, True), (pair, False)):
         doc = training_input(c, tmap, sel, "data/train", "data/holdout", seed=1)
         assert doc["model"]["descriptor"]["type_one_side"] is one_side
+
+
+def test_refine_phases_are_the_shipped_students_later_stages_and_bad_ones_are_refused(tmp_path):
+    """--refine restart:N,finetune:N: each phase's loss and learning rate are student/input_restart.json's
+    and student/input_finetune.json's (the recipe of the shipped student), its steps the given ones; the
+    data and model of the first phase; malformed phases refused in one line; not recorded at the default."""
+    import argparse
+
+    from nvnmd.distill.cli import config_from_args, register
+    from nvnmd.distill.train import parse_refine, refine_input, training_input
+    from nvnmd.errors import NvnmdError
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+
+    def cfg(*argv):
+        return config_from_args(parser.parse_args(["distill", "--structure", str(DATA / "lgps_relaxed.extxyz"),
+                                                   *argv, "-o", str(tmp_path / "o")]))
+
+    assert "refine" not in cfg().semantic()
+    c = cfg("--refine", "restart:100000,finetune:20000")
+    assert c.refine == ("restart:100000", "finetune:20000") and c.semantic()["refine"] == list(c.refine)
+    base = training_input(c, ["Li", "Ge", "P", "S"], [32, 8, 12, 36], "../data/train", "../data/holdout", seed=1)
+    shipped = DATA.parents[1] / "student"
+    for phase, recipe in zip(c.refine, ("input_restart.json", "input_finetune.json")):
+        want = json.loads((shipped / recipe).read_text())
+        doc = refine_input(base, phase, c)
+        assert doc["loss"] == want["loss"]
+        assert doc["learning_rate"] == want["learning_rate"]  # same steps as the recipe: same decay too
+        assert doc["training"]["numb_steps"] == want["training"]["numb_steps"]
+        assert doc["model"] == base["model"] and doc["training"]["training_data"] == base["training"]["training_data"]
+    assert base["loss"]["start_pref_f"] == 1000  # the first phase is untouched
+    for bad in ("restart", "restart:0", "anneal:100", "finetune:1e4"):
+        with pytest.raises(NvnmdError, match="--refine takes PHASE:STEPS"):
+            parse_refine(bad)

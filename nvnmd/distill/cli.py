@@ -97,6 +97,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pair-embedding", dest="type_one_side", action="store_false", default=True,
                    help="one embedding net per (centre, neighbour) type pair instead of per neighbour type "
                         "(deepmd-kit type_one_side false; the image holds nt² embedding tables instead of nt)")
+    p.add_argument("--refine", default=None, metavar="PHASE:STEPS[,...]",
+                   help="train on after --train-steps, each phase from the previous one's model: restart:N "
+                        "(learning rate restarted, energy weighted) and finetune:N (per-atom energy loss), the "
+                        "shipped student's later stages (e.g. restart:100000,finetune:20000; default none)")
     p.add_argument("-o", "--output", required=True, help="output directory (rerun the same command to resume)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_distill)
@@ -181,6 +185,10 @@ def config_from_args(args) -> DistillConfig:
         if typ in (int, float) and kw[name] <= 0 and name != "seed":
             raise NvnmdError(f"{opt} must be > 0, got {value}")
     kw.update(_explore_options(args))
+    if args.refine is not None:
+        from nvnmd.distill.train import parse_refine
+
+        kw["refine"] = parse_refine(args.refine)
     known = {f.name for f in fields(DistillConfig)}
     assert set(kw) <= known
     cfg = DistillConfig(**kw)

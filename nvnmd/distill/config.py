@@ -13,7 +13,7 @@ NON_SEMANTIC = ("workers", "progress")
 
 # parameters added after manifests were first written, with the default that means "as before":
 # left out of the recorded parameters while at that default, so older manifests still resume
-ADDED_LATER = {"structures": (), "volume_scales": (1.0,), "type_one_side": True}
+ADDED_LATER = {"structures": (), "volume_scales": (1.0,), "type_one_side": True, "refine": ()}
 
 # the exploration's parameters: they mean nothing while ensemble_size is 0 (off), so they are left
 # out of the recorded parameters then (a run without the ensemble records what it did before)
@@ -34,6 +34,7 @@ FIRST_STAGE = {
     **dict.fromkeys(("rcut", "rcut_smth", "embedding", "axis_neuron", "type_one_side", "fitting", "sel_margin", "start_lr",
                      "stop_lr", "batch_size"), "explore"),
     "train_steps": "train",
+    "refine": "train",
     "calib_frames": "quantize",
     **dict.fromkeys(("robust_dT", "robust_ps", "robust_dt_fs", "max_force_rmse", "max_energy_rmse", "max_drift",
                      "min_pair_fraction", "reference_data", "reference_every", "baseline"), "validate"),
@@ -86,6 +87,10 @@ class DistillConfig:
     start_lr: float = 1e-3
     stop_lr: float = 1e-6
     batch_size: str = "auto:32"
+    # phases after train_steps, each from the previous one's model: "restart:STEPS" (learning rate
+    # restarted, energy weighted) and "finetune:STEPS" (per-atom energy loss), the shipped student's
+    # later stages (nvnmd/distill/train.py REFINE_PHASES); () = train_steps only
+    refine: tuple = ()
     # 6. quantization
     calib_frames: int = 100
     # 7. validation and its acceptance thresholds

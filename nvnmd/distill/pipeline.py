@@ -8,7 +8,7 @@
                 students, MD with the first, the frames where they disagree (trust_lo <= max force
                 deviation < trust_hi) labelled by the teacher -> data/iter.KKK, until converged
     train       dp --tf train + freeze -> student.pb, student.pairs.json (on data/train and every
-                data/iter.KKK)
+                data/iter.KKK); with --refine, phases that continue from its model (train/refineK_*)
     quantize    student.nvq + quantize/report.*
     validate    report.json / report.txt / parity.png: accepted or rejected, with reasons
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -291,7 +292,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
                           on_round=on_round, log_fn=log_fn)
 
     def train(beat):
-        from nvnmd.distill.train import train_and_freeze, training_input
+        from nvnmd.distill.train import refine_input, train_and_freeze, training_input
         from nvnmd.quantize.build import check_limits
         from nvnmd.student import load_student
         from tqdm import tqdm
@@ -300,21 +301,33 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         dirs = training_dirs()
         train_dirs = "../data/train" if len(dirs) == 1 else [f"../{d.relative_to(outdir)}" for d in dirs]
         doc = training_input(cfg, tmap, sel, train_dirs, "../data/holdout", cfg.seed % 2**31)
-        bar = tqdm(total=cfg.train_steps, unit="step", desc="dp --tf train", dynamic_ncols=True, disable=not cfg.progress)
+        phases = [("train", doc)] + [(f"train/refine{i + 1}_{ph.split(':')[0]}", refine_input(doc, ph, cfg))
+                                     for i, ph in enumerate(cfg.refine)]
+        bar = tqdm(total=sum(d["training"]["numb_steps"] for _, d in phases), unit="step", desc="dp --tf train",
+                   dynamic_ncols=True, disable=not cfg.progress)
+        model, done_steps, lcurves = None, 0, []
+        for where, phase_doc in phases:
+            def poll(step):
+                bar.n = done_steps + step
+                bar.refresh()
+                beat()
 
-        def poll(step):
-            bar.n = step
-            bar.refresh()
-            beat()
-
-        model = train_and_freeze(outdir / "train", doc, outdir / "train" / "train.log", on_poll=poll)
+            work = outdir / where
+            if model is not None:  # the data paths are relative to the phase's folder
+                phase_doc["training"]["training_data"]["systems"] = [
+                    os.path.relpath(outdir / "train" / p, work) for p in phase_doc["training"]["training_data"]["systems"]]
+                phase_doc["training"]["validation_data"]["systems"] = [os.path.relpath(outdir / "data" / "holdout", work)]
+            model = train_and_freeze(work, phase_doc, work / "train.log", on_poll=poll, init_model=model)
+            done_steps += phase_doc["training"]["numb_steps"]
+            lcurves.append(work / "lcurve.out")
         bar.close()
         student_pb = outdir / "student.pb"
         shutil.copyfile(model, student_pb.with_name(".student.pb.tmp"))
         student_pb.with_name(".student.pb.tmp").replace(student_pb)
         sidecar = D.write_pairs_sidecar(student_pb, dirs[0] if len(dirs) == 1 else dirs, tmap, cfg.rcut)
         check_limits(load_student(student_pb))
-        return [student_pb, sidecar, outdir / "train" / "input.json", outdir / "train" / "lcurve.out"], {"sel": sel, "type_map": tmap}
+        inputs = [lc.with_name("input.json") for lc in lcurves]
+        return [student_pb, sidecar, *inputs, *lcurves], {"sel": sel, "type_map": tmap}
 
     def quantize(beat):
         from nvnmd.backends.sim import SimBackend

@@ -4,6 +4,8 @@
 The shape comes from student/input.json (the recipe of the shipped LGPS student) with the
 widths, sel and steps of the DistillConfig; every choice stays inside the board's limits
 (fpga/SPEC.md §1), which `nvnmd.quantize.build.check_limits` enforces after freezing.
+The optional refinement phases (`DistillConfig.refine`) are that recipe's later stages, each
+continuing from the previous phase's frozen model: REFINE_PHASES below.
 """
 
 from __future__ import annotations
@@ -45,13 +47,60 @@ def training_input(cfg, type_map: list[str], sel: list[int], train_dir, valid_di
     }
 
 
+# The shipped LGPS student's later stages (student/input_restart.json, student/input_finetune.json;
+# tests/test_distill_parts.py holds them equal): "restart" continues with the learning rate restarted
+# and energy weighted from the start; "finetune" weights the per-atom energy error squared
+# (intensive_ener_virial, what the per-atom validation RMSE pools) 1000:1 against forces at a small
+# learning rate. decay_steps scales with the phase's steps as in those files (100 k / 50, 20 k / 40).
+REFINE_PHASES = {
+    "restart": {"learning_rate": {"start_lr": 3e-4, "decays": 50},
+                "loss": {"type": "ener", "start_pref_e": 1, "limit_pref_e": 10, "start_pref_f": 100,
+                         "limit_pref_f": 1, "start_pref_v": 0.01, "limit_pref_v": 0.1}},
+    "finetune": {"learning_rate": {"start_lr": 5e-5, "decays": 40},
+                 "loss": {"type": "ener", "intensive_ener_virial": True, "start_pref_e": 1000, "limit_pref_e": 1000,
+                          "start_pref_f": 1, "limit_pref_f": 1, "start_pref_v": 5, "limit_pref_v": 5}},
+}
+
+
+def parse_refine(text: str) -> tuple:
+    """"restart:100000,finetune:20000" -> ("restart:100000", "finetune:20000"), checked."""
+    phases = []
+    for item in (x.strip() for x in str(text).split(",")):
+        if not item:
+            continue
+        kind, _, steps = item.partition(":")
+        if kind not in REFINE_PHASES or not steps.isdigit() or int(steps) < 1:
+            raise NvnmdError(f"--refine takes PHASE:STEPS entries, PHASE one of {', '.join(REFINE_PHASES)}, "
+                             f"comma-separated (e.g. restart:100000,finetune:20000); got {item}")
+        phases.append(f"{kind}:{int(steps)}")
+    return tuple(phases)
+
+
+def refine_input(doc: dict, phase: str, cfg) -> dict:
+    """The training input of one refinement phase ("KIND:STEPS"): `doc`'s model and data with the
+    phase's learning rate and loss; trained with --init-frz-model on the previous phase's model."""
+    kind, _, steps = phase.partition(":")
+    steps = int(steps)
+    recipe = REFINE_PHASES[kind]
+    out = json.loads(json.dumps(doc))
+    out["_comment"] = f"written by nvnmd distill (nvnmd/distill/train.py): refinement phase {phase}"
+    lr = recipe["learning_rate"]
+    out["learning_rate"] = {"type": "exp", "decay_steps": max(1, steps // lr["decays"]),
+                            "start_lr": lr["start_lr"], "stop_lr": cfg.stop_lr}
+    out["loss"] = dict(recipe["loss"])
+    out["training"].update(numb_steps=steps, disp_freq=max(1, min(1000, steps // 20)),
+                           save_freq=max(1, min(10000, steps // 10)))
+    return out
+
+
 def _dp() -> list[str]:
     exe = Path(sys.executable).with_name("dp")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "deepmd"]
 
 
-def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None) -> Path:
-    """dp --tf train (or --restart from the last checkpoint) then dp --tf freeze -> workdir/model.pb."""
+def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None, init_model: Path | None = None) -> Path:
+    """dp --tf train (or --restart from the last checkpoint) then dp --tf freeze -> workdir/model.pb;
+    `init_model`: a frozen model the training starts from (--init-frz-model) instead of from scratch."""
     workdir.mkdir(parents=True, exist_ok=True)
     model = workdir / "model.pb"
     if (workdir / "DONE").exists() and model.exists():
@@ -68,7 +117,8 @@ def train_and_freeze(workdir: Path, doc: dict, log_path: Path, on_poll=None) -> 
         cmd = [*_dp(), "--tf", "train", "--restart", "model.ckpt", "input.json"]
     else:
         write_atomic(inp, text.encode())
-        cmd = [*_dp(), "--tf", "train", "input.json"]
+        init = ["--init-frz-model", os.path.relpath(init_model, workdir)] if init_model else []
+        cmd = [*_dp(), "--tf", "train", *init, "input.json"]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for cmd_ in (cmd, [*_dp(), "--tf", "freeze", "-o", "model.tmp.pb"]):

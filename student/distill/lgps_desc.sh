@@ -27,7 +27,7 @@ case "${1:-}" in
     r7a16)  EMB=8,16,32;  AXIS=16; STEPS=${TRAIN_STEPS:-100000}; RCUT=7.0 ;;
     *) echo "usage: $0 m64a16|m32a16|pair|r7|r7a16" >&2; exit 2 ;;
 esac
-OUT=student/distill/lgps_$1
+OUT=${OUT:-student/distill/lgps_$1}  # lgps_refine.sh points it at a copy
 export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=3 MPLBACKEND=Agg DP_INTRA_OP_PARALLELISM_THREADS=1 DP_INTER_OP_PARALLELISM_THREADS=1
 if [ ! -d "$OUT" ]; then
     SRC=student/distill/lgps_gen
@@ -49,4 +49,5 @@ exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxy
     --explore-temperatures 900,1200,1500 --max-candidates 300 \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
     --embedding "$EMB" --axis-neuron "$AXIS" --rcut "$RCUT" $PAIR \
-    --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "$STEPS" -o "$OUT"
+    --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "$STEPS" \
+    ${REFINE:+--refine "$REFINE"} -o "$OUT"

@@ -26,4 +26,5 @@ exec ${NVNMD:-.venv/bin/nvnmd} distill --structure nvnmd/data/lgps_relaxed.extxy
     --ensemble-size 2 --explore-rounds 2 --explore-train-steps 20000 --explore-steps 3000 --explore-every 10 \
     --explore-temperatures 900,1200,1500 --max-candidates 300 \
     --reference-data "${LGPS_DATA:-/work/shared/data/lgps-pbe}" --reference-every 10 \
-    --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-200000}" -o student/distill/lgps_gen
+    --fitting 256,256,256 --baseline nvnmd/data/lgps_student.pb --workers "${WORKERS:-2}" --train-steps "${TRAIN_STEPS:-200000}" \
+    ${REFINE:+--refine "$REFINE"} -o "${OUT:-student/distill/lgps_gen}"
