@@ -16,7 +16,7 @@ case "${1:-}" in
     *) echo "usage: $0 gen|m32a16" >&2; exit 2 ;;
 esac
 SRC=student/distill/lgps_$1
-export OUT=${SRC}_refine REFINE=${REFINE:-restart:100000,finetune:20000}
+export OUT=${SRC}_refine REFINE=${REFINE:-restart:100000}
 if [ ! -d "$OUT" ]; then
     mkdir -p "$OUT/validate"
     cp -a $SRC/{perturb,teacher_md,sample,label,explore,data,manifest.json} "$OUT/"
