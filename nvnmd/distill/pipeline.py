@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -292,7 +291,7 @@ def distill(cfg, outdir, log_fn=print) -> dict:
                           on_round=on_round, log_fn=log_fn)
 
     def train(beat):
-        from nvnmd.distill.train import refine_input, train_and_freeze, training_input
+        from nvnmd.distill.train import total_steps, train_phases, training_input
         from nvnmd.quantize.build import check_limits
         from nvnmd.student import load_student
         from tqdm import tqdm
@@ -301,25 +300,15 @@ def distill(cfg, outdir, log_fn=print) -> dict:
         dirs = training_dirs()
         train_dirs = "../data/train" if len(dirs) == 1 else [f"../{d.relative_to(outdir)}" for d in dirs]
         doc = training_input(cfg, tmap, sel, train_dirs, "../data/holdout", cfg.seed % 2**31)
-        phases = [("train", doc)] + [(f"train/refine{i + 1}_{ph.split(':')[0]}", refine_input(doc, ph, cfg))
-                                     for i, ph in enumerate(cfg.refine)]
-        bar = tqdm(total=sum(d["training"]["numb_steps"] for _, d in phases), unit="step", desc="dp --tf train",
-                   dynamic_ncols=True, disable=not cfg.progress)
-        model, done_steps, lcurves = None, 0, []
-        for where, phase_doc in phases:
-            def poll(step):
-                bar.n = done_steps + step
-                bar.refresh()
-                beat()
+        bar = tqdm(total=total_steps(doc, cfg.refine), unit="step", desc="dp --tf train", dynamic_ncols=True,
+                   disable=not cfg.progress)
 
-            work = outdir / where
-            if model is not None:  # the data paths are relative to the phase's folder
-                phase_doc["training"]["training_data"]["systems"] = [
-                    os.path.relpath(outdir / "train" / p, work) for p in phase_doc["training"]["training_data"]["systems"]]
-                phase_doc["training"]["validation_data"]["systems"] = [os.path.relpath(outdir / "data" / "holdout", work)]
-            model = train_and_freeze(work, phase_doc, work / "train.log", on_poll=poll, init_model=model)
-            done_steps += phase_doc["training"]["numb_steps"]
-            lcurves.append(work / "lcurve.out")
+        def poll(step):
+            bar.n = step
+            bar.refresh()
+            beat()
+
+        model, lcurves = train_phases(outdir / "train", doc, cfg.refine, cfg, on_poll=poll)
         bar.close()
         student_pb = outdir / "student.pb"
         shutil.copyfile(model, student_pb.with_name(".student.pb.tmp"))

@@ -93,6 +93,29 @@ def refine_input(doc: dict, phase: str, cfg) -> dict:
     return out
 
 
+def train_phases(workdir: Path, doc: dict, refine: tuple, cfg, on_poll=None) -> tuple[Path, list[Path]]:
+    """`doc` trained in `workdir`, then each refinement phase in workdir/refineK_KIND from the previous
+    phase's model; `doc`'s data paths are relative to `workdir`. on_poll(steps done over all phases).
+    Returns the last model and every phase's lcurve.out."""
+    phases = [(workdir, doc)] + [(workdir / f"refine{i + 1}_{ph.split(':')[0]}", refine_input(doc, ph, cfg))
+                                 for i, ph in enumerate(refine)]
+    model, done, curves = None, 0, []
+    for work, phase_doc in phases:
+        if model is not None:  # the data paths, relative to the phase's own folder
+            data = phase_doc["training"]
+            data["training_data"]["systems"] = [os.path.relpath(workdir / p, work) for p in data["training_data"]["systems"]]
+            data["validation_data"]["systems"] = [os.path.relpath(workdir / p, work) for p in data["validation_data"]["systems"]]
+        model = train_and_freeze(work, phase_doc, work / "train.log", init_model=model,
+                                 on_poll=(lambda step, base=done: on_poll(base + step)) if on_poll else None)
+        done += phase_doc["training"]["numb_steps"]
+        curves.append(work / "lcurve.out")
+    return model, curves
+
+
+def total_steps(doc: dict, refine: tuple) -> int:
+    return doc["training"]["numb_steps"] + sum(int(ph.split(":")[1]) for ph in refine)
+
+
 def _dp() -> list[str]:
     exe = Path(sys.executable).with_name("dp")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "deepmd"]
