@@ -48,46 +48,32 @@ def split(frames):
     return train, valid
 
 
-def chunks_of(frames, labels: Path, size: int = 10):
-    """(result path, coords, cells, symbols, frame indices) per chunk of one system's frames."""
-    groups = {}
-    for k, fr in enumerate(frames):
-        groups.setdefault(fr.system, []).append(k)
-    out = []
-    for g, idx in enumerate(groups.values()):
-        symbols = [TYPE_MAP[t] for t in frames[idx[0]].types]
-        for start in range(0, len(idx), size):
-            sub = idx[start:start + size]
-            out.append((labels / f"g{g:03d}_{start:06d}.npz", np.array([frames[i].coord for i in sub]),
-                        np.array([frames[i].cell for i in sub]), symbols, sub))
-    return out
-
-
-def label(train, out: Path, workers: int, teacher: str) -> float:
-    from nvnmd.distill.workers import label_chunks
+def label(train, out: Path, workers: int, teacher: str) -> tuple[list, float]:
+    """The teacher's predictions on the training configurations, in chunks of one system each
+    (labels/gGGG_SSSSSS.npz: the validate stage's own labelling and cache, nvnmd.distill.pipeline)."""
+    from nvnmd.distill.config import DistillConfig
+    from nvnmd.distill.pipeline import _teacher_on
 
     t0 = time.time()
-    label_chunks(teacher, [c[:4] for c in chunks_of(train, out / "labels")], workers, desc="teacher on DFT configs")
-    return time.time() - t0
+    pred = _teacher_on(DistillConfig(teacher=teacher, workers=workers), train, TYPE_MAP, out / "labels", None)
+    return pred, time.time() - t0
 
 
-def write_data(train, out: Path) -> list[str]:
+def write_data(train, pred, out: Path) -> list[str]:
     """One deepmd/npy system per DFT system, the teacher's labels (written once)."""
     from nvnmd.distill.data import write_deepmd
 
-    systems = {}
-    for path, coords, cells, symbols, sub in chunks_of(train, out / "labels"):
-        with np.load(path) as z:
-            s = systems.setdefault(path.name[:4], {"symbols": symbols, "c": [], "b": [], "e": [], "f": [], "v": []})
-            s["c"].append(coords), s["b"].append(cells)
-            s["e"].append(z["energies"]), s["f"].append(z["forces"]), s["v"].append(z["virials"])
+    groups = {}
+    for fr, p in zip(train, pred):
+        groups.setdefault(fr.system, []).append((fr, p))
     dirs = []
-    for name, s in systems.items():
-        target = out / "data" / name
+    for g, rows in enumerate(groups.values()):
+        target = out / "data" / f"g{g:03d}"
         if not target.exists():
-            write_deepmd(target, np.concatenate(s["c"]), np.concatenate(s["b"]), s["symbols"], np.concatenate(s["e"]),
-                         np.concatenate(s["f"]), np.concatenate(s["v"]).reshape(-1, 3, 3), TYPE_MAP)
-        dirs.append(f"../data/{name}")
+            write_deepmd(target, np.array([fr.coord for fr, _ in rows]), np.array([fr.cell for fr, _ in rows]),
+                         [TYPE_MAP[t] for t in rows[0][0].types], np.array([p[0] for _, p in rows]),
+                         np.array([p[1] for _, p in rows]), np.array([p[2] for _, p in rows]).reshape(-1, 3, 3), TYPE_MAP)
+        dirs.append(f"../data/{target.name}")
     return dirs
 
 
@@ -151,11 +137,11 @@ if __name__ == "__main__":
     frames = load_frames(args.data, TYPE_MAP)
     train, valid = split(frames)
     print(f"{len(train)} training configurations, {len(valid)} validation frames (50 atoms)")
+    pred, label_s = label(train, args.out, args.workers, args.teacher)
     result = {"data": str(args.data), "training_configurations": len(train), "validation_frames": len(valid),
-              "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()},
-              "label_s": label(train, args.out, args.workers, args.teacher)}
+              "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in SHAPE.items()}, "label_s": label_s}
     if args.stage != "label":
-        dirs = write_data(train, args.out)
+        dirs = write_data(train, pred, args.out)
         model, result["train_s"] = train_student(args.out, dirs)
         if args.stage == "evaluate":
             result["vs_dft"] = evaluate(model, args.data, valid)

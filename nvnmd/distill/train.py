@@ -41,10 +41,14 @@ def training_input(cfg, type_map: list[str], sel: list[int], train_dir, valid_di
         "training": {
             "training_data": {"systems": [train_dir] if isinstance(train_dir, str) else list(train_dir), "batch_size": cfg.batch_size, "auto_prob": "prob_sys_size"},
             "validation_data": {"systems": [valid_dir], "batch_size": 1, "numb_btch": 4},
-            "numb_steps": steps, "seed": seed, "disp_file": "lcurve.out",
-            "disp_freq": max(1, min(1000, steps // 20)), "save_freq": max(1, min(10000, steps // 10)),
+            "numb_steps": steps, "seed": seed, "disp_file": "lcurve.out", **_cadence(steps),
         },
     }
+
+
+def _cadence(steps: int) -> dict:
+    """How often a run of `steps` steps reports and checkpoints."""
+    return {"disp_freq": max(1, min(1000, steps // 20)), "save_freq": max(1, min(10000, steps // 10))}
 
 
 # The shipped LGPS student's later stages (student/input_restart.json, student/input_finetune.json;
@@ -88,8 +92,7 @@ def refine_input(doc: dict, phase: str, cfg) -> dict:
     out["learning_rate"] = {"type": "exp", "decay_steps": max(1, steps // lr["decays"]),
                             "start_lr": lr["start_lr"], "stop_lr": cfg.stop_lr}
     out["loss"] = dict(recipe["loss"])
-    out["training"].update(numb_steps=steps, disp_freq=max(1, min(1000, steps // 20)),
-                           save_freq=max(1, min(10000, steps // 10)))
+    out["training"].update(numb_steps=steps, **_cadence(steps))
     return out
 
 
@@ -102,9 +105,8 @@ def train_phases(workdir: Path, doc: dict, refine: tuple, cfg, on_poll=None) -> 
     model, done, curves = None, 0, []
     for work, phase_doc in phases:
         if model is not None:  # the data paths, relative to the phase's own folder
-            data = phase_doc["training"]
-            data["training_data"]["systems"] = [os.path.relpath(workdir / p, work) for p in data["training_data"]["systems"]]
-            data["validation_data"]["systems"] = [os.path.relpath(workdir / p, work) for p in data["validation_data"]["systems"]]
+            for data in (phase_doc["training"]["training_data"], phase_doc["training"]["validation_data"]):
+                data["systems"] = [os.path.relpath(workdir / p, work) for p in data["systems"]]
         model = train_and_freeze(work, phase_doc, work / "train.log", init_model=model,
                                  on_poll=(lambda step, base=done: on_poll(base + step)) if on_poll else None)
         done += phase_doc["training"]["numb_steps"]
