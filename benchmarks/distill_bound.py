@@ -52,10 +52,10 @@ def label(train, out: Path, workers: int, teacher: str) -> tuple[list, float]:
     """The teacher's predictions on the training configurations, in chunks of one system each
     (labels/gGGG_SSSSSS.npz: the validate stage's own labelling and cache, nvnmd.distill.pipeline)."""
     from nvnmd.distill.config import DistillConfig
-    from nvnmd.distill.pipeline import _teacher_on
+    from nvnmd.distill.pipeline import teacher_predictions
 
     t0 = time.time()
-    pred = _teacher_on(DistillConfig(teacher=teacher, workers=workers), train, TYPE_MAP, out / "labels", None)
+    pred = teacher_predictions(DistillConfig(teacher=teacher, workers=workers), train, TYPE_MAP, out / "labels", None)
     return pred, time.time() - t0
 
 
@@ -103,12 +103,12 @@ def evaluate(model: Path, data: Path, valid) -> dict:
     """Against DFT on the 50-atom validation frames: the bound student, the shipped DFT-trained
     student, and the teacher (its predictions cached by lgps_gen's validate stage)."""
     from nvnmd.distill.config import DistillConfig
-    from nvnmd.distill.pipeline import _reference_frames, _teacher_on
+    from nvnmd.distill.pipeline import reference_frames, teacher_predictions
     from nvnmd.distill.validate import errors
     from nvnmd.quantize.evaluate import run_deeppot
 
-    ref = _reference_frames(DistillConfig(reference_data=str(data), reference_every=EVERY, workers=1), TYPE_MAP)
-    teacher = _teacher_on(DistillConfig(workers=1), ref, TYPE_MAP, ROOT / "student/distill/lgps_gen/validate/reference_teacher",
+    ref = reference_frames(DistillConfig(reference_data=str(data), reference_every=EVERY, workers=1), TYPE_MAP)
+    teacher = teacher_predictions(DistillConfig(workers=1), ref, TYPE_MAP, ROOT / "student/distill/lgps_gen/validate/reference_teacher",
                           None)
     keep = [i for i, fr in enumerate(ref) if fr.natoms == 50]
     assert [ref[i].coord.tobytes() for i in keep] == [fr.coord.tobytes() for fr in valid]

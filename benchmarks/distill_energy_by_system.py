@@ -33,7 +33,7 @@ def main() -> None:
     from deepmd.infer import DeepPot
 
     from nvnmd.distill.config import DistillConfig
-    from nvnmd.distill.pipeline import _reference_frames, _teacher_on
+    from nvnmd.distill.pipeline import reference_frames, teacher_predictions
     from nvnmd.quantize.evaluate import run_deeppot
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,8 +43,8 @@ def main() -> None:
     first = Path(args.runs[0])
     cfg = DistillConfig.from_dict(json.loads((first / "manifest.json").read_text())["parameters"])
     type_map = DeepPot(str(first / "student.pb")).get_type_map()
-    frames = _reference_frames(cfg, type_map)
-    preds = {"teacher": _teacher_on(cfg, frames, type_map, first / "validate" / "reference_teacher", None)}
+    frames = reference_frames(cfg, type_map)
+    preds = {"teacher": teacher_predictions(cfg, frames, type_map, first / "validate" / "reference_teacher", None)}
     for run in args.runs:
         preds[Path(run).name] = run_deeppot(Path(run) / "student.pb", frames, type_map)
     if cfg.baseline:

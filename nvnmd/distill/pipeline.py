@@ -396,8 +396,8 @@ def distill(cfg, outdir, log_fn=print) -> dict:
             report = {"holdout": {"frames": p["frames"], "float": p["float"], "quantized": p["quantized"]}}
         ref_table = []
         if cfg.reference_data:
-            ref = _reference_frames(cfg, tmap_)
-            t_pred = _teacher_on(cfg, ref, tmap_, vdir / "reference_teacher", beat)
+            ref = reference_frames(cfg, tmap_)
+            t_pred = teacher_predictions(cfg, ref, tmap_, vdir / "reference_teacher", beat)
             rows = {"teacher": errors(t_pred, ref, "teacher vs DFT"),
                     "student": errors(run_deeppot(outdir / "student.pb", ref, tmap_), ref, "student vs DFT"),
                     "quantized": errors(run_image(sim, ref)[0], ref, "quantized vs DFT")}
@@ -473,7 +473,8 @@ def _retyped(frames, type_map):
     return [replace(fr, types=index[fr.types]) for fr in frames], [type_map[t] for t in present]
 
 
-def _reference_frames(cfg, type_map):
+def reference_frames(cfg, type_map):
+    """Every `reference_every`-th frame of each system of `reference_data` (the validation split)."""
     from nvnmd.quantize.data import load_frames
 
     frames = load_frames(cfg.reference_data, type_map)
@@ -489,7 +490,7 @@ def _reference_frames(cfg, type_map):
     return out
 
 
-def _teacher_on(cfg, frames, type_map, cache: Path, beat) -> list:
+def teacher_predictions(cfg, frames, type_map, cache: Path, beat) -> list:
     """Teacher predictions on labelled frames, labelled in chunks of one system each (cached)."""
     from nvnmd.distill.workers import label_chunks
 
