@@ -21,6 +21,7 @@ benchmarks/distill_bound_results.json.
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -56,7 +57,13 @@ def label(train, out: Path, workers: int, teacher: str) -> tuple[list, float]:
 
     t0 = time.time()
     pred = teacher_predictions(DistillConfig(teacher=teacher, workers=workers), train, TYPE_MAP, out / "labels", None)
-    return pred, time.time() - t0
+    # the labelling's wall time, summed over the invocations that labelled (a later one finds the chunks)
+    spent = out / "labels" / "wall_s.json"
+    total = (json.loads(spent.read_text())["label_s"] if spent.exists() else 0.0) + time.time() - t0
+    from nvnmd.image import write_atomic
+
+    write_atomic(spent, (json.dumps({"label_s": round(total, 1)}) + "\n").encode())
+    return pred, total
 
 
 def write_data(train, pred, out: Path) -> list[str]:
@@ -93,15 +100,52 @@ def train_student(out: Path, dirs: list[str]) -> tuple[Path, float]:
         bar.n = step
         bar.refresh()
 
-    t0 = time.time()
     model, _ = train_phases(out / "train", doc, cfg.refine, cfg, on_poll=poll)
     bar.close()
-    return model, time.time() - t0
+    return model, training_wall_s(out / "train")
 
 
-def evaluate(model: Path, data: Path, valid) -> dict:
+def training_wall_s(train: Path) -> float:
+    """deepmd-kit's own per-report wall times, summed over every phase's log and every resume."""
+    total = 0.0
+    for log in sorted(train.rglob("train.log")):
+        total += sum(float(m) for m in re.findall(r"total wall time = ([0-9.]+) s", log.read_text(errors="replace")))
+    return total
+
+
+def summary(res: dict) -> dict:
+    e = res["energy_per_atom"]
+    return {"F_rmse_meV_A": res["force"]["rmse"] * 1e3, "E_rmse_meV_atom": e["rmse"] * 1e3,
+            "E_mean_offset_meV_atom": e["mean_offset"] * 1e3, "E_spread_meV_atom": e["rmse_offset_removed"] * 1e3}
+
+
+def as_reference(frames, pred) -> list:
+    """The frames with the teacher's predictions as their labels."""
+    from dataclasses import replace
+
+    return [replace(fr, energy=p[0], forces=np.asarray(p[1]), virial=np.asarray(p[2]).reshape(3, 3))
+            for fr, p in zip(frames, pred)]
+
+
+def decompose(model: Path, train, pred, valid, teacher_valid) -> dict:
+    """Where the bound's error comes from: its fit of the teacher on its own training labels and on the
+    validation configurations, and the shipped student against the same teacher."""
+    from nvnmd.distill.validate import errors
+    from nvnmd.quantize.evaluate import run_deeppot
+
+    t_valid = as_reference(valid, teacher_valid)
+    return {"bound student, its own training labels": summary(errors(run_deeppot(model, train, TYPE_MAP),
+                                                                     as_reference(train, pred), "fit")),
+            "bound student, validation configurations": summary(errors(run_deeppot(model, valid, TYPE_MAP),
+                                                                       t_valid, "bound vs teacher")),
+            "shipped DFT-trained student, validation configurations": summary(errors(
+                run_deeppot(ROOT / "nvnmd/data/lgps_student.pb", valid, TYPE_MAP), t_valid, "shipped vs teacher"))}
+
+
+def evaluate(model: Path, data: Path, valid) -> tuple[dict, list]:
     """Against DFT on the 50-atom validation frames: the bound student, the shipped DFT-trained
-    student, and the teacher (its predictions cached by lgps_gen's validate stage)."""
+    student, and the teacher (its predictions cached by lgps_gen's validate stage). Also returns the
+    teacher's predictions on those frames."""
     from nvnmd.distill.config import DistillConfig
     from nvnmd.distill.pipeline import reference_frames, teacher_predictions
     from nvnmd.distill.validate import errors
@@ -117,9 +161,7 @@ def evaluate(model: Path, data: Path, valid) -> dict:
                 run_deeppot(model, valid, TYPE_MAP), valid, "bound vs DFT"),
             "shipped DFT-trained student": errors(run_deeppot(ROOT / "nvnmd/data/lgps_student.pb", valid, TYPE_MAP),
                                                   valid, "shipped vs DFT")}
-    return {k: {"F_rmse_meV_A": v["force"]["rmse"] * 1e3, "E_rmse_meV_atom": v["energy_per_atom"]["rmse"] * 1e3,
-                "E_mean_offset_meV_atom": v["energy_per_atom"]["mean_offset"] * 1e3,
-                "E_spread_meV_atom": v["energy_per_atom"]["rmse_offset_removed"] * 1e3} for k, v in rows.items()}
+    return {k: summary(v) for k, v in rows.items()}, [teacher[i] for i in keep]
 
 
 if __name__ == "__main__":
@@ -144,10 +186,13 @@ if __name__ == "__main__":
         dirs = write_data(train, pred, args.out)
         model, result["train_s"] = train_student(args.out, dirs)
         if args.stage == "evaluate":
-            result["vs_dft"] = evaluate(model, args.data, valid)
-            for name, row in result["vs_dft"].items():
-                print(f"{name:70s} F {row['F_rmse_meV_A']:6.1f}  E {row['E_rmse_meV_atom']:5.2f} "
-                      f"(offset {row['E_mean_offset_meV_atom']:+.2f}, spread {row['E_spread_meV_atom']:.2f})")
+            result["vs_dft"], teacher_valid = evaluate(model, args.data, valid)
+            result["vs_teacher"] = decompose(model, train, pred, valid, teacher_valid)
+            for against in ("vs_dft", "vs_teacher"):
+                print(against)
+                for name, row in result[against].items():
+                    print(f"  {name:70s} F {row['F_rmse_meV_A']:6.1f}  E {row['E_rmse_meV_atom']:5.2f} "
+                          f"(offset {row['E_mean_offset_meV_atom']:+.2f}, spread {row['E_spread_meV_atom']:.2f})")
             from nvnmd.image import write_atomic
 
             write_atomic(args.json, (json.dumps(result, indent=1) + "\n").encode())
