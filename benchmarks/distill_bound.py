@@ -57,7 +57,7 @@ def label(train, out: Path, workers: int, teacher: str) -> tuple[list, float]:
 
     t0 = time.time()
     pred = teacher_predictions(DistillConfig(teacher=teacher, workers=workers), train, TYPE_MAP, out / "labels", None)
-    # the labelling's wall time, summed over the invocations that labelled (a later one finds the chunks)
+    # the labelling's wall time, summed over every invocation (one that finds every chunk adds under a second)
     spent = out / "labels" / "wall_s.json"
     total = (json.loads(spent.read_text())["label_s"] if spent.exists() else 0.0) + time.time() - t0
     from nvnmd.image import write_atomic
@@ -101,6 +101,7 @@ def train_student(out: Path, dirs: list[str]) -> tuple[Path, float]:
         bar.refresh()
 
     model, _ = train_phases(out / "train", doc, cfg.refine, cfg, on_poll=poll)
+    bar.n = bar.total  # a run found finished never polls
     bar.close()
     return model, training_wall_s(out / "train")
 
