@@ -36,17 +36,15 @@ TYPE_MAP = ["Li", "Ge", "P", "S"]
 EVERY = 10  # the validation split: index % 10 == 9 of each system (nvnmd distill --reference-every 10)
 SHAPE = dict(embedding=(8, 16, 32), axis_neuron=8, fitting=(256, 256, 256), train_steps=200000,
              refine=("restart:100000",))
+TEACHER, BOUND, SHIPPED = ("teacher", "bound student (teacher labels on the DFT training configurations)",
+                           "shipped DFT-trained student")
 
 
 def split(frames):
-    """(training, validation) 50-atom frames, each system's frames in order."""
-    train, valid, seen = [], [], {}
-    for fr in frames:
-        k = seen.get(fr.system, 0)
-        seen[fr.system] = k + 1
-        if fr.natoms == 50:
-            (valid if k % EVERY == EVERY - 1 else train).append(fr)
-    return train, valid
+    """(training, validation) 50-atom frames: the every-EVERY-th split of nvnmd distill's validate stage."""
+    from nvnmd.distill.pipeline import split_every
+
+    return tuple([fr for fr in part if fr.natoms == 50] for part in split_every(frames, EVERY))
 
 
 def label(train, out: Path, workers: int, teacher: str) -> tuple[list, float]:
@@ -128,42 +126,42 @@ def as_reference(frames, pred) -> list:
             for fr, p in zip(frames, pred)]
 
 
-def decompose(model: Path, train, pred, valid, teacher_valid) -> dict:
+def decompose(model: Path, train, pred, valid, on_valid: dict) -> dict:
     """Where the bound's error comes from: its fit of the teacher on its own training labels and on the
-    validation configurations, and the shipped student against the same teacher."""
+    validation configurations, and the shipped student against the same teacher (`on_valid`: evaluate's
+    predictions on the validation frames)."""
     from nvnmd.distill.validate import errors
     from nvnmd.quantize.evaluate import run_deeppot
 
-    t_valid = as_reference(valid, teacher_valid)
+    t_valid = as_reference(valid, on_valid[TEACHER])
     return {"bound student, its own training labels": summary(errors(run_deeppot(model, train, TYPE_MAP),
                                                                      as_reference(train, pred), "fit")),
-            "bound student, validation configurations": summary(errors(run_deeppot(model, valid, TYPE_MAP),
-                                                                       t_valid, "bound vs teacher")),
-            "shipped DFT-trained student, validation configurations": summary(errors(
-                run_deeppot(ROOT / "nvnmd/data/lgps_student.pb", valid, TYPE_MAP), t_valid, "shipped vs teacher"))}
+            "bound student, validation configurations": summary(errors(on_valid[BOUND], t_valid, "bound vs teacher")),
+            "shipped DFT-trained student, validation configurations": summary(errors(on_valid[SHIPPED], t_valid,
+                                                                                     "shipped vs teacher"))}
 
 
-def evaluate(model: Path, data: Path, valid) -> tuple[dict, list]:
+def evaluate(model: Path, data: Path, valid) -> tuple[dict, dict]:
     """Against DFT: the bound student, the shipped DFT-trained student and the teacher (its predictions
     cached by lgps_gen's validate stage), on the 50-atom validation frames and on the whole every-10th
-    split (the issue's 384 frames; the bound learned 50-atom configurations only). Also returns the
-    teacher's predictions on the 50-atom frames."""
+    split (the issue's 384 frames; the bound learned 50-atom configurations only). Also returns each
+    model's predictions on the 50-atom frames."""
     from nvnmd.distill.config import DistillConfig
     from nvnmd.distill.pipeline import reference_frames, teacher_predictions
     from nvnmd.distill.validate import errors
     from nvnmd.quantize.evaluate import run_deeppot
 
     ref = reference_frames(DistillConfig(reference_data=str(data), reference_every=EVERY, workers=1), TYPE_MAP)
-    teacher = teacher_predictions(DistillConfig(workers=1), ref, TYPE_MAP,
-                                  ROOT / "student/distill/lgps_gen/validate/reference_teacher", None)
     keep = [i for i, fr in enumerate(ref) if fr.natoms == 50]
     assert [ref[i].coord.tobytes() for i in keep] == [fr.coord.tobytes() for fr in valid]
-    preds = {"teacher": teacher,
-             "bound student (teacher labels on the DFT training configurations)": run_deeppot(model, ref, TYPE_MAP),
-             "shipped DFT-trained student": run_deeppot(ROOT / "nvnmd/data/lgps_student.pb", ref, TYPE_MAP)}
-    table = {"50-atom validation frames": {k: summary(errors([p[i] for i in keep], valid, k)) for k, p in preds.items()},
+    preds = {TEACHER: teacher_predictions(DistillConfig(workers=1), ref, TYPE_MAP,
+                                          ROOT / "student/distill/lgps_gen/validate/reference_teacher", None),
+             BOUND: run_deeppot(model, ref, TYPE_MAP),
+             SHIPPED: run_deeppot(ROOT / "nvnmd/data/lgps_student.pb", ref, TYPE_MAP)}
+    on_valid = {k: [p[i] for i in keep] for k, p in preds.items()}
+    table = {"50-atom validation frames": {k: summary(errors(p, valid, k)) for k, p in on_valid.items()},
              f"every-{EVERY}th split ({len(ref)} frames)": {k: summary(errors(p, ref, k)) for k, p in preds.items()}}
-    return table, [teacher[i] for i in keep]
+    return table, on_valid
 
 
 if __name__ == "__main__":
@@ -188,8 +186,8 @@ if __name__ == "__main__":
         dirs = write_data(train, pred, args.out)
         model, result["train_s"] = train_student(args.out, dirs)
         if args.stage == "evaluate":
-            result["vs_dft"], teacher_valid = evaluate(model, args.data, valid)
-            result["vs_teacher"] = decompose(model, train, pred, valid, teacher_valid)
+            result["vs_dft"], on_valid = evaluate(model, args.data, valid)
+            result["vs_teacher"] = decompose(model, train, pred, valid, on_valid)
             for title, rows in [*(("vs DFT, " + k, v) for k, v in result["vs_dft"].items()),
                                 ("vs teacher, 50-atom frames", result["vs_teacher"])]:
                 print(title)

@@ -477,17 +477,22 @@ def reference_frames(cfg, type_map):
     """Every `reference_every`-th frame of each system of `reference_data` (the validation split)."""
     from nvnmd.quantize.data import load_frames
 
-    frames = load_frames(cfg.reference_data, type_map)
     every = max(1, int(cfg.reference_every))
-    out, seen = [], {}
-    for fr in frames:  # load_frames keeps each system's frames in order
-        k = seen.get(fr.system, 0)
-        seen[fr.system] = k + 1
-        if k % every == every - 1:
-            out.append(fr)
+    _, out = split_every(load_frames(cfg.reference_data, type_map), every)
     if not out:
         raise NvnmdError(f"--reference-data {cfg.reference_data}: no frames left with --reference-every {every}")
     return out
+
+
+def split_every(frames, every: int) -> tuple[list, list]:
+    """(the rest, every `every`-th frame of each system: index % every == every - 1), each in order;
+    `frames` keep each system's frames in order (as load_frames returns them)."""
+    rest, chosen, seen = [], [], {}
+    for fr in frames:
+        k = seen.get(fr.system, 0)
+        seen[fr.system] = k + 1
+        (chosen if k % every == every - 1 else rest).append(fr)
+    return rest, chosen
 
 
 def teacher_predictions(cfg, frames, type_map, cache: Path, beat) -> list:
