@@ -144,6 +144,14 @@ def test_structure_options_and_their_one_line_errors(tmp_path):
         cfg()
     with pytest.raises(NvnmdError, match="--structure-list"):
         cfg("--structure-list", str(tmp_path / "missing.txt"))
+    unstrained = cfg("--structure", "a.extxyz", "--cell-pert", "0", "--frame-cell-pert", "0", "--frame-atom-pert", "0")
+    assert (unstrained.cell_pert_fraction, unstrained.frame_cell_pert_fraction,
+            unstrained.frame_atom_pert_distance, unstrained.atom_pert_distance) == (0.0, 0.0, 0.0, 0.1)
+    for opt in ("--cell-pert", "--atom-pert", "--frame-cell-pert", "--frame-atom-pert"):
+        with pytest.raises(NvnmdError, match=f"{opt} must be >= 0"):
+            cfg("--structure", "a.extxyz", opt, "-0.01")
+    with pytest.raises(NvnmdError, match="--md-steps must be > 0"):
+        cfg("--structure", "a.extxyz", "--md-steps", "0")
 
 
 def test_manifest_refuses_a_changed_composition(tmp_path):

@@ -9,11 +9,14 @@ from dataclasses import fields
 from nvnmd.distill.config import DistillConfig
 from nvnmd.errors import NvnmdError
 
+# the perturbation magnitudes: 0 keeps that part as it is (the DFT set's cells, say, are never strained)
+UNPERTURBED_OK = {"cell_pert_fraction", "atom_pert_distance", "frame_cell_pert_fraction", "frame_atom_pert_distance"}
+
 # option -> (config field, type, help); every default comes from DistillConfig
 OPTIONS = [
     ("--md-structures", "md_structures", int, "perturbed structures to start teacher MD from"),
-    ("--cell-pert", "cell_pert_fraction", float, "cell perturbation fraction of the starting structures"),
-    ("--atom-pert", "atom_pert_distance", float, "atom perturbation distance of the starting structures (Å)"),
+    ("--cell-pert", "cell_pert_fraction", float, "cell perturbation fraction of the starting structures (0: none)"),
+    ("--atom-pert", "atom_pert_distance", float, "atom perturbation distance of the starting structures (Å; 0: none)"),
     ("--md-steps", "md_steps", int, "teacher MD steps per trajectory"),
     ("--dt", "dt_fs", float, "MD time step (fs)"),
     ("--ensemble", "ensemble", str, "thermostat of the NVT runs (csvr, langevin, nose-hoover)"),
@@ -21,8 +24,8 @@ OPTIONS = [
     ("--holdout-steps", "holdout_steps", int, "steps of the held-out teacher trajectory"),
     ("--holdout-frames", "holdout_frames", int, "validation frames taken from it"),
     ("--frames", "frames_per_trajectory", int, "frames sampled from each teacher trajectory"),
-    ("--frame-cell-pert", "frame_cell_pert_fraction", float, "cell perturbation fraction of the sampled frames"),
-    ("--frame-atom-pert", "frame_atom_pert_distance", float, "atom perturbation distance of the sampled frames (Å)"),
+    ("--frame-cell-pert", "frame_cell_pert_fraction", float, "cell perturbation fraction of the sampled frames (0: none)"),
+    ("--frame-atom-pert", "frame_atom_pert_distance", float, "atom perturbation distance of the sampled frames (Å; 0: none)"),
     ("--workers", "workers", int, "teacher processes (one core each)"),
     ("--max-force", "max_force", float, "drop frames with any |F| above this (eV/Å)"),
     ("--rcut", "rcut", float, "student cutoff (Å; the board allows ≤ 7.9)"),
@@ -182,7 +185,10 @@ def config_from_args(args) -> DistillConfig:
             kw[name] = typ(value)
         except ValueError:
             raise NvnmdError(f"{opt} must be a {typ.__name__}, got {value}") from None
-        if typ in (int, float) and kw[name] <= 0 and name != "seed":
+        if name in UNPERTURBED_OK:
+            if kw[name] < 0:
+                raise NvnmdError(f"{opt} must be >= 0 (0: not perturbed), got {value}")
+        elif typ in (int, float) and kw[name] <= 0 and name != "seed":
             raise NvnmdError(f"{opt} must be > 0, got {value}")
     kw.update(_explore_options(args))
     if args.refine is not None:
