@@ -68,18 +68,18 @@ def main():
     natoms = ref[0].natoms
     symbols = [TYPE_MAP[t] for t in ref[0].types]
     coords, cells = np.array([fr.coord for fr in ref]), np.array([fr.cell for fr in ref])
-    todo = variants(coords, cells, symbols)
+    configs = variants(coords, cells, symbols)
     labels = Path(args.out) / "labels"
     labels.mkdir(parents=True, exist_ok=True)
-    label_chunks("dpa4-neo-omat24", [(labels / f"{k}.npz", c, b, symbols) for k, (c, b, _) in todo.items()],
+    label_chunks("dpa4-neo-omat24", [(labels / f"{k}.npz", c, b, symbols) for k, (c, b, _) in configs.items()],
                  args.workers, desc="teacher on the variants")
-    teacher = {k: np.load(labels / f"{k}.npz")["energies"] / natoms for k in todo}
+    teacher = {k: np.load(labels / f"{k}.npz")["energies"] / natoms for k in configs}
     dft = np.array([fr.energy for fr in ref]) / natoms
     result = {"frames": len(ref), "natoms": natoms, "units": "meV/atom",
               "teacher_minus_dft_as_is": {"mean": 1e3 * float(np.mean(teacher["as_is"] - dft)),
                                           "sd": 1e3 * float(np.std(teacher["as_is"] - dft))},
               "variants": {}}
-    for k, (c, b, what) in todo.items():
+    for k, (c, b, what) in configs.items():
         frames = [replace(fr, coord=c[i], cell=b[i]) for i, fr in enumerate(ref)]
         row = {"what": what, "teacher_lift_mean": 1e3 * float(np.mean(teacher[k] - teacher["as_is"])), "students": {}}
         for name, path in STUDENTS.items():
