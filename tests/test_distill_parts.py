@@ -152,6 +152,9 @@ def test_structure_options_and_their_one_line_errors(tmp_path):
             cfg("--structure", "a.extxyz", opt, "-0.01")
     with pytest.raises(NvnmdError, match="--md-steps must be > 0"):
         cfg("--structure", "a.extxyz", "--md-steps", "0")
+    with pytest.raises(NvnmdError, match="--dt must be > 0"):
+        cfg("--structure", "a.extxyz", "--dt", "-1")
+    assert cfg("--structure", "a.extxyz", "--seed", "-7").seed == -7
 
 
 def test_manifest_refuses_a_changed_composition(tmp_path):

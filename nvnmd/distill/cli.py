@@ -9,8 +9,10 @@ from dataclasses import fields
 from nvnmd.distill.config import DistillConfig
 from nvnmd.errors import NvnmdError
 
-# the perturbation magnitudes: 0 keeps that part as it is (the DFT set's cells, say, are never strained)
-UNPERTURBED_OK = {"cell_pert_fraction", "atom_pert_distance", "frame_cell_pert_fraction", "frame_atom_pert_distance"}
+# every number of OPTIONS must be > 0 except these: a perturbation magnitude may be 0, which keeps that part
+# as it is (the DFT set's cells, say, are never strained), and a seed is any integer
+NONNEGATIVE = {"cell_pert_fraction", "atom_pert_distance", "frame_cell_pert_fraction", "frame_atom_pert_distance"}
+ANY_VALUE = {"seed"}
 
 # option -> (config field, type, help); every default comes from DistillConfig
 OPTIONS = [
@@ -185,10 +187,11 @@ def config_from_args(args) -> DistillConfig:
             kw[name] = typ(value)
         except ValueError:
             raise NvnmdError(f"{opt} must be a {typ.__name__}, got {value}") from None
-        if name in UNPERTURBED_OK:
-            if kw[name] < 0:
-                raise NvnmdError(f"{opt} must be >= 0 (0: not perturbed), got {value}")
-        elif typ in (int, float) and kw[name] <= 0 and name != "seed":
+        if name in ANY_VALUE or typ is str:
+            continue
+        if name in NONNEGATIVE and kw[name] < 0:
+            raise NvnmdError(f"{opt} must be >= 0 (0: not perturbed), got {value}")
+        if name not in NONNEGATIVE and kw[name] <= 0:
             raise NvnmdError(f"{opt} must be > 0, got {value}")
     kw.update(_explore_options(args))
     if args.refine is not None:
