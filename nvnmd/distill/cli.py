@@ -9,10 +9,11 @@ from dataclasses import fields
 from nvnmd.distill.config import DistillConfig
 from nvnmd.errors import NvnmdError
 
-# every number of OPTIONS must be > 0 except these: a perturbation magnitude may be 0, which keeps that part
-# as it is (the DFT set's cells, say, are never strained), and a seed is any integer
+# every number of OPTIONS and EXPLORE_OPTIONS must be > 0 except these: a perturbation magnitude may be 0,
+# which keeps that part as it is (the DFT set's cells, say, are never strained); a seed is any integer, and
+# --ensemble-size is checked against its own set (0, 2-4) in _explore_options
 NONNEGATIVE = {"cell_pert_fraction", "atom_pert_distance", "frame_cell_pert_fraction", "frame_atom_pert_distance"}
-ANY_VALUE = {"seed"}
+ANY_VALUE = {"seed", "ensemble_size"}
 
 # option -> (config field, type, help); every default comes from DistillConfig
 OPTIONS = [
@@ -221,7 +222,7 @@ def _explore_options(args) -> dict:
         except ValueError:
             what = "comma-separated numbers" if typ == "floats" else f"a {typ.__name__}"
             raise NvnmdError(f"{opt} must be {what}, got {value}") from None
-        bad = (not kw[name] or min(kw[name]) <= 0) if typ == "floats" else (kw[name] <= 0 and name != "ensemble_size")
+        bad = (not kw[name] or min(kw[name]) <= 0) if typ == "floats" else (kw[name] <= 0 and name not in ANY_VALUE)
         if bad:
             raise NvnmdError(f"{opt} must be > 0, got {value}")
     n = kw.get("ensemble_size", 0)
